@@ -14,7 +14,9 @@ INSTALL_REQUIRES = [
     "numpy>=1.24",
     "scikit-learn>=1.3",
     "Pillow>=10.0",
-    "requests>=2.28",
+    # downloads with timeouts and a client shared by worker threads; also
+    # the embedding-server client
+    "httpx>=0.24",
     # 2.13.0 is the CPU build installed first by scripts/setup-env.sh; any
     # range it satisfies keeps pip from pulling a CUDA build
     "torch>=2.1",
@@ -25,7 +27,10 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
+    # SVG images are drawn with cairosvg (needs the cairo system library)
+    "svg": ["cairosvg>=2.5"],
     "test": [
+        "cairosvg>=2.5",
         "pytest>=7",
         "pytest-timeout>=2",
     ],
