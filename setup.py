@@ -33,6 +33,8 @@ EXTRAS_REQUIRE = {
         "cairosvg>=2.5",
         "pytest>=7",
         "pytest-timeout>=2",
+        # renders the widget help pages (scripts/build_help.py)
+        "markdown>=3.4",
     ],
 }
 
@@ -60,7 +62,8 @@ if __name__ == "__main__":
         license="GPL-3.0-or-later",
         packages=find_namespace_packages(include=["orangecontrib*"]),
         package_data={
-            "orangecontrib.imageanalytics.widgets": ["icons/*.svg", "icons/*.png"],
+            "orangecontrib.imageanalytics.widgets": [
+                "icons/*.svg", "icons/*.png", "help/*.html", "help/images/*"],
         },
         include_package_data=True,
         python_requires=">=3.10",
