@@ -1,12 +1,22 @@
 """Embedders: turn images into feature vectors, locally or on a server."""
 from orangecontrib.imageanalytics.embedders.errors import (
-    EmbeddingCancelled, EmbeddingError, EmbedderUnavailable, ServerUnreachable,
+    EmbedderUnavailable,
+    EmbeddingCancelled,
+    EmbeddingError,
+    ServerUnreachable,
 )
 from orangecontrib.imageanalytics.embedders.registry import (
-    EMBEDDERS, EmbedderSpec, get_embedder,
+    EMBEDDERS,
+    EmbedderSpec,
+    get_embedder,
 )
 
 __all__ = [
-    "EMBEDDERS", "EmbedderSpec", "get_embedder", "EmbeddingCancelled",
-    "EmbeddingError", "EmbedderUnavailable", "ServerUnreachable",
+    "EMBEDDERS",
+    "EmbedderSpec",
+    "EmbedderUnavailable",
+    "EmbeddingCancelled",
+    "EmbeddingError",
+    "ServerUnreachable",
+    "get_embedder",
 ]

@@ -8,11 +8,15 @@ never copied into a pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 __all__ = [
-    "WeightsSource", "EmbedderSpec", "EMBEDDERS", "LEGACY_ORDER",
-    "DEFAULT_EMBEDDER", "get_embedder", "embedder_keys",
+    "DEFAULT_EMBEDDER",
+    "EMBEDDERS",
+    "LEGACY_ORDER",
+    "EmbedderSpec",
+    "WeightsSource",
+    "embedder_keys",
+    "get_embedder",
 ]
 
 # torchvision's ImageNet normalisation, for models trained in torchvision
@@ -39,8 +43,8 @@ class WeightsSource:
     """
     filename: str
     sha256: str = ""
-    url: Optional[str] = None
-    package: Optional[str] = None
+    url: str | None = None
+    package: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class EmbedderSpec:
     scale: float = 1 / 255
     mean: tuple[float, float, float] = _TV_MEAN
     std: tuple[float, float, float] = _TV_STD
-    weights: Optional[WeightsSource] = None
+    weights: WeightsSource | None = None
     trained_on: str = ""
     # bump when preprocessing changes so that cached vectors are not reused
     preprocessing_version: int = 1
