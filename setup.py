@@ -30,6 +30,9 @@ INSTALL_REQUIRES = [
     "pillow-heif>=0.16",
     # user cache/data folders on every OS
     "platformdirs>=3.0",
+    # the embedding server that ships with the add-on (ASGI app + server)
+    "starlette>=0.37",
+    "uvicorn>=0.29",
 ]
 
 EXTRAS_REQUIRE = {
@@ -54,7 +57,9 @@ ENTRY_POINTS = {
     "orange.canvas.help": (
         "html-index = orangecontrib.imageanalytics.widgets:WIDGET_HELP_PATH",
     ),
-    "console_scripts": (),
+    "console_scripts": (
+        "orange-embedding-server = orangecontrib.imageanalytics.server.cli:main",
+    ),
 }
 
 if __name__ == "__main__":

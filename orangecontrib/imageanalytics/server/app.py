@@ -1,0 +1,474 @@
+"""The embedding server's Starlette application.
+
+Routes:
+
+* ``POST /image/{model}`` - Orange's protocol: one JPEG (any image Pillow
+  reads) in the body, ``{"embedding": [...]}`` back.  Query parameters
+  (``machine``, ``session``, ``retry``) are ignored.
+* ``POST /v2/embed/{model}`` - the batch protocol (:mod:`.protocol`).
+* ``GET /models`` - served models, their availability and the protocols.
+* ``GET /health`` - liveness, without authorisation.
+
+Orange's client ignores status codes and reads only the JSON body: a reply
+with ``"embedding": []`` makes it skip the image (and remember that), a reply
+without ``"embedding"`` makes it try again later.  So permanent, per-image
+failures (undecodable, too large, empty) carry ``"embedding": []`` and
+transient or server-side ones (overload, timeout, model unavailable, unknown
+model) do not; the status codes say the same for other clients.
+
+Images live in memory only: bodies are read into bytes, decoded in a thread
+pool and dropped with the request; nothing is ever written to disk.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orangecontrib.imageanalytics import images
+from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.server import protocol
+from orangecontrib.imageanalytics.server.batcher import (
+    AdmissionCounter,
+    Batcher,
+    BatcherStopped,
+    ModelFailed,
+)
+from orangecontrib.imageanalytics.server.config import (
+    ModelEntry,
+    ServerConfig,
+    resolve_entries,
+)
+from orangecontrib.imageanalytics.server.models import ServedModel, load_model
+
+__all__ = ["ServerState", "create_app"]
+
+log = logging.getLogger(__name__)
+
+try:  # optional: the fastest way to write long float lists as JSON
+    import orjson
+
+    def _dump_embedding(vector: np.ndarray) -> bytes:
+        return orjson.dumps({"embedding": vector},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
+except ImportError:  # pragma: no cover - depends on the environment
+    _formats: dict[int, str] = {}
+
+    def _dump_embedding(vector: np.ndarray) -> bytes:
+        # "%.9g" round-trips every float32 exactly and formats three times
+        # faster than json.dumps, whose float repr has 17 digits
+        fmt = _formats.get(len(vector))
+        if fmt is None:
+            fmt = _formats[len(vector)] = ",".join(["%.9g"] * len(vector))
+        return b'{"embedding":[' + (fmt % tuple(vector.tolist())).encode() \
+            + b"]}"
+
+
+class _RequestError(Exception):
+    """A reply other than success; raised inside handlers."""
+
+    def __init__(self, status: int, code: str, message: str, *,
+                 skip: bool = False, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.skip = skip
+        self.headers = headers
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.skip:
+            # Orange's client skips the image for good
+            body["embedding"] = []
+        return JSONResponse(body, status_code=self.status,
+                            headers=self.headers)
+
+
+class ServerState:
+    """Models, batchers and the decode pool of a running app."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.device = config.resolved_device()
+        self.entries: list[ModelEntry] = resolve_entries(config)
+        self.models: dict[str, ServedModel] = {}
+        self.unavailable: dict[str, str] = {}
+        self.batchers: dict[str, Batcher] = {}
+        self.admission: dict[str, AdmissionCounter] = {}
+        self.pool: ThreadPoolExecutor | None = None
+        self.threads = config.resolved_decode_threads()
+
+    def load(self) -> None:
+        """Load every model; failures make a model unavailable, not the
+        server fail."""
+        for entry in self.entries:
+            key = entry.spec.key
+            try:
+                model = load_model(entry, self.config)
+            except EmbedderUnavailable as error:
+                self.unavailable[key] = str(error)
+                log.warning("%s is unavailable: %s", key, error)
+                continue
+            except Exception as error:
+                log.exception("loading %s failed", key)
+                self.unavailable[key] = f"{entry.spec.label} failed to load: " \
+                                        f"{error}"
+                continue
+            self.models[key] = model
+            log.info("%s ready (%s, %d-d, %s)", key, model.engine,
+                     model.dimension, model.device)
+
+    def start(self) -> None:
+        self.pool = ThreadPoolExecutor(self.threads,
+                                       thread_name_prefix="decode")
+        for key, model in self.models.items():
+            batcher = Batcher(model, max_batch=self.config.resolved_max_batch(),
+                              max_wait_ms=self.config.max_wait_ms)
+            batcher.start()
+            self.batchers[key] = batcher
+            self.admission[key] = AdmissionCounter(self.config.max_queue)
+
+    def stop(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.stop()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- per-request helpers --------------------------------------------
+
+    def model_for(self, key: str) -> ServedModel:
+        model = self.models.get(key)
+        if model is not None:
+            return model
+        if key in self.unavailable:
+            raise _RequestError(503, "model_unavailable",
+                                self.unavailable[key])
+        known = ", ".join(entry.spec.key for entry in self.entries)
+        raise _RequestError(404, "unknown_model",
+                            f"Unknown model {key!r}; this server has: {known}")
+
+    def retry_after(self, key: str) -> int:
+        batcher = self.batchers[key]
+        rate = batcher.rate or 1.0
+        return int(min(60, max(1, math.ceil(
+            self.admission[key].count / rate))))
+
+    async def prepare(self, model: ServedModel, datas: Sequence[bytes]
+                      ) -> tuple[list, dict[int, str]]:
+        """Decode images in the pool; returns items (None where failed) and
+        the failures' reasons."""
+        loop = asyncio.get_running_loop()
+        n = len(datas)
+        # one pool task per chunk: enough to use every thread, few enough
+        # that scheduling costs little next to decoding
+        chunk = max(1, math.ceil(n / self.threads))
+        parts = await asyncio.gather(*(
+            loop.run_in_executor(self.pool, _prepare_chunk, model,
+                                 datas[start:start + chunk])
+            for start in range(0, n, chunk)))
+        items: list = []
+        errors: dict[int, str] = {}
+        for part in parts:
+            for item, error in part:
+                if error is not None:
+                    errors[len(items)] = error
+                items.append(item)
+        return items, errors
+
+
+def _prepare_chunk(model: ServedModel, datas: Sequence[bytes]
+                   ) -> list[tuple[Any, str | None]]:
+    out = []
+    for data in datas:
+        if not len(data):
+            out.append((None, "empty image"))
+            continue
+        try:
+            out.append((model.prepare(data), None))
+        except images.ImageLoadError as error:
+            out.append((None, error.reason))
+        except Exception as error:
+            log.debug("cannot decode an image", exc_info=True)
+            out.append((None, f"cannot decode the image: {error}"))
+    return out
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise _RequestError(400, "bad_request",
+                                "invalid Content-Length", skip=True)
+        if int(length) > limit:
+            raise _RequestError(
+                413, "too_large",
+                f"the body has {int(length)} bytes; the limit is {limit}",
+                skip=True)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _RequestError(413, "too_large",
+                                f"the body exceeds the limit of {limit} bytes",
+                                skip=True)
+    return bytes(body)
+
+
+async def _embed_items(state: ServerState, key: str, model: ServedModel,
+                       datas: Sequence[bytes]
+                       ) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode and embed; every image gets a row, failed ones a reason."""
+    items, errors = await state.prepare(model, datas)
+    good = [i for i, item in enumerate(items) if item is not None]
+    vectors = np.zeros((len(datas), model.dimension), dtype=np.float32)
+    if good:
+        try:
+            result, model_errors = await state.batchers[key].embed(
+                [items[i] for i in good])
+        except BatcherStopped as error:
+            raise _RequestError(503, "stopping", str(error),
+                                headers={"Retry-After": "5"}) from error
+        except ModelFailed as error:
+            raise _RequestError(500, "model_failed", str(error)) from error
+        vectors[good] = result
+        for row, reason in model_errors.items():
+            errors[good[row]] = reason
+        for row in np.flatnonzero(~np.isfinite(vectors).all(axis=1)):
+            errors[int(row)] = "the model gave invalid values"
+            vectors[row] = 0
+    return vectors, errors
+
+
+async def _admitted(request: Request, n_hint: int, handler):
+    """Admission, timeout and error replies around a request handler."""
+    state: ServerState = request.app.state.server
+    key = request.path_params["model"]
+
+    async def run():
+        model = state.model_for(key)
+        counter = state.admission[key]
+        if not counter.try_acquire(n_hint):
+            raise _RequestError(
+                503, "overloaded",
+                "the server is busy; try again later",
+                headers={"Retry-After": str(state.retry_after(key))})
+        try:
+            return await handler(state, key, model)
+        finally:
+            counter.release(n_hint)
+
+    try:
+        return await asyncio.wait_for(run(), state.config.request_timeout)
+    except _RequestError as error:
+        return error.response()
+    except TimeoutError:
+        return _RequestError(
+            504, "timeout",
+            f"the request took longer than {state.config.request_timeout:g} s"
+        ).response()
+
+
+async def orange_embed(request: Request) -> Response:
+    """Orange's protocol: one image in, ``{"embedding": [...]}`` out."""
+    async def handle(state: ServerState, key: str, model: ServedModel):
+        data = await _read_body(request, state.config.max_body_bytes)
+        if not data:
+            raise _RequestError(400, "empty", "the request has no image",
+                                skip=True)
+        vectors, errors = await _embed_items(state, key, model, [data])
+        if errors:
+            raise _RequestError(422, "bad_image", errors[0], skip=True)
+        return Response(_dump_embedding(vectors[0]),
+                        media_type="application/json")
+
+    return await _admitted(request, 1, handle)
+
+
+async def batch_embed(request: Request) -> Response:
+    """The batch protocol (see :mod:`.protocol`)."""
+    dtype = request.query_params.get("dtype", "float32")
+    if dtype not in protocol.DTYPES:
+        return _RequestError(
+            400, "bad_request",
+            f"dtype must be one of {', '.join(protocol.DTYPES)}").response()
+    # the image count is only known from the body; admit by a typical
+    # request's size and re-check with the real count below
+    hint = 1
+
+    async def handle(state: ServerState, key: str, model: ServedModel):
+        config = state.config
+        body = await _read_body(request, config.max_body_bytes)
+        try:
+            datas = protocol.decode_image_batch(
+                body, max_images=config.max_images_per_request)
+        except protocol.ProtocolError as error:
+            raise _RequestError(400, "bad_request", str(error)) from error
+        extra = len(datas) - hint
+        counter = state.admission[key]
+        if extra > 0 and not counter.try_acquire(extra):
+            raise _RequestError(
+                503, "overloaded", "the server is busy; try again later",
+                headers={"Retry-After": str(state.retry_after(key))})
+        try:
+            vectors, errors = await _embed_items(state, key, model, datas)
+        finally:
+            if extra > 0:
+                counter.release(extra)
+        return Response(
+            protocol.encode_embeddings(vectors, errors, model=key,
+                                       dtype=dtype),
+            media_type=protocol.RESPONSE_TYPE)
+
+    return await _admitted(request, hint, handle)
+
+
+async def list_models(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    config = state.config
+    models = []
+    for entry in state.entries:
+        spec = entry.spec
+        model = state.models.get(spec.key)
+        models.append({
+            "key": spec.key, "label": spec.label,
+            "input_size": spec.input_size,
+            "dimension": model.dimension if model else spec.dimension,
+            "channel_order": spec.channel_order,
+            "preprocessing_version": spec.preprocessing_version,
+            "available": model is not None,
+            "reason": state.unavailable.get(spec.key),
+            "engine": model.engine if model else None,
+        })
+    return JSONResponse({
+        "protocol_version": protocol.PROTOCOL_VERSION,
+        "device": state.device,
+        "protocols": {
+            "orange": {"path": protocol.ORANGE_PATH},
+            "batch": {
+                "path": protocol.BATCH_PATH,
+                "version": protocol.PROTOCOL_VERSION,
+                "request_type": protocol.REQUEST_TYPE,
+                "response_type": protocol.RESPONSE_TYPE,
+                "dtypes": list(protocol.DTYPES),
+                "max_images": config.max_images_per_request,
+                "max_body_bytes": config.max_body_bytes,
+            },
+        },
+        "limits": {"max_pixels": config.max_pixels,
+                   "request_timeout": config.request_timeout},
+        "models": models,
+    })
+
+
+async def health(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    return JSONResponse({
+        "status": "ok",
+        "models": {entry.spec.key: "ready" if entry.spec.key in state.models
+                   else "unavailable" for entry in state.entries},
+        "queued": {key: batcher.queued
+                   for key, batcher in state.batchers.items()},
+        "processed": {key: {"images": batcher.images_done,
+                            "batches": batcher.batches_done}
+                      for key, batcher in state.batchers.items()},
+    })
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    # no "embedding": Orange's client tries such an image again later
+    return JSONResponse({"error": "internal server error", "code": "internal"},
+                        status_code=500)
+
+
+class ApiKeyMiddleware:
+    """Require the API key on every path except ``/health``.
+
+    Accepted as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; compared
+    in constant time.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode("utf-8")
+
+    def _authorised(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-api-key":
+                given = value.strip()
+            elif name == b"authorization" \
+                    and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+            else:
+                continue
+            if hmac.compare_digest(given, self._key):
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive,
+                       send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health" \
+                or self._authorised(scope):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"error": "a valid API key is required (Authorization: Bearer "
+                      "KEY or X-API-Key: KEY)", "code": "unauthorized"},
+            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    """Build the server application.
+
+    Models are loaded (and warmed up) in the app's lifespan, so the server
+    accepts connections only once they are ready.
+
+    Parameters
+    ----------
+    config
+        Server options; defaults for everything when omitted.
+
+    Raises
+    ------
+    orangecontrib.imageanalytics.server.config.ConfigError
+        If the config names unknown models or its models file is invalid.
+    """
+    config = config or ServerConfig()
+    state = ServerState(config)  # validates the model list early
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await run_in_threadpool(state.load)
+        state.start()
+        app.state.server = state
+        try:
+            yield
+        finally:
+            state.stop()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/models", list_models, methods=["GET"]),
+        Route("/image/{model}", orange_embed, methods=["POST"]),
+        Route(protocol.BATCH_PATH, batch_embed, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={500: _server_error})
+    if config.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
+    return app

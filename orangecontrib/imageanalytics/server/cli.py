@@ -1,0 +1,185 @@
+"""Command line of the embedding server: ``orange-embedding-server``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from orangecontrib.imageanalytics.server.config import (
+    ConfigError,
+    ServerConfig,
+)
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+#: Environment variable with the API key, so that it need not appear in the
+#: process list.
+API_KEY_ENV = "ORANGE_EMBEDDING_API_KEY"
+# the command line, for worker processes started by uvicorn
+_ARGV_ENV = "_ORANGE_EMBEDDING_SERVER_ARGV"
+
+
+def _models(value: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in value.split(",") if key.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orange-embedding-server",
+        description="Serve image embeddings over HTTP, with Orange's protocol "
+                    "and a batch protocol. Images are kept in memory only.")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this computer only; "
+             "0.0.0.0 for every interface)")
+    add("--port", type=int, default=8000, help="port (default: 8000)")
+    add("--device", default="auto",
+        help="cpu, cuda, cuda:N, or auto (cuda if available; default)")
+    add("--models", type=_models, default=None,
+        help="comma-separated model keys to serve (default: all known; those "
+             "without weights are listed as unavailable)")
+    add("--models-file", type=Path, default=None,
+        help="TOML or JSON file declaring more models (TorchScript or ONNX)")
+    add("--weights-dir", type=Path, default=None,
+        help="folder with weight files (default: $ORANGE_EMBEDDING_WEIGHTS_DIR "
+             "or the user's data folder)")
+    add("--api-key", default=None,
+        help=f"require this key from clients (or set ${API_KEY_ENV})")
+    add("--max-batch", type=int, default=None,
+        help="largest forward pass (default: 256 on a GPU, 32 on a CPU)")
+    add("--max-wait-ms", type=float, default=5.0,
+        help="how long an image may wait for a fuller batch (default: 5)")
+    add("--max-queue", type=int, default=2048,
+        help="images admitted per model before replying 503 (default: 2048)")
+    add("--max-body-mb", type=float, default=64,
+        help="largest request body in MiB (default: 64)")
+    add("--max-images-per-request", type=int, default=1024,
+        help="most images in one batch request (default: 1024)")
+    add("--max-pixels", type=int, default=40_000_000,
+        help="largest image in pixels (default: 40,000,000)")
+    add("--timeout", type=float, default=120.0,
+        help="seconds per request, upload included (default: 120)")
+    add("--decode-threads", type=int, default=None,
+        help="image decoding threads (default: one per core)")
+    add("--precision", choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto", help="GPU arithmetic (default: fp16 on GPU)")
+    add("--no-channels-last", action="store_true",
+        help="keep NCHW tensors on the GPU")
+    add("--decoder", choices=("cpu", "gpu"), default="cpu",
+        help="decode JPEGs with Pillow (cpu) or nvJPEG via torchvision (gpu)")
+    add("--engine", choices=("auto", "onnx", "torch"), default="auto",
+        help="engine for SqueezeNet on the CPU (default: fastest available)")
+    add("--compile", action="store_true",
+        help="torch.compile the built-in networks (GPU; slower start)")
+    add("--random-weights", action="store_true",
+        help="random weights for Inception v3 / VGG (benchmarks only)")
+    add("--download", nargs="+", metavar="MODEL", default=None,
+        help="download the weight files of these models into the weights "
+             "folder, check them, and exit")
+    add("--workers", type=int, default=1,
+        help="server processes sharing the port, each with its own models "
+             "and batches; more than one helps Orange's protocol (many small "
+             "requests) on a fast GPU (default: 1)")
+    add("--log-level", default="info",
+        choices=("critical", "error", "warning", "info", "debug"))
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        host=args.host, port=args.port, device=args.device,
+        models=args.models, models_file=args.models_file,
+        weights_dir=args.weights_dir,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_images_per_request=args.max_images_per_request,
+        max_pixels=args.max_pixels, request_timeout=args.timeout,
+        decode_threads=args.decode_threads, precision=args.precision,
+        channels_last=not args.no_channels_last, decoder=args.decoder,
+        engine=args.engine, compile=args.compile,
+        random_weights=args.random_weights)
+
+
+def _download(keys: Sequence[str], weights_dir: Path | None) -> int:
+    from orangecontrib.imageanalytics.embedders.errors import (
+        EmbedderUnavailable,
+    )
+    from orangecontrib.imageanalytics.embedders.registry import get_embedder
+    from orangecontrib.imageanalytics.embedders.weights import (
+        download_weights,
+    )
+
+    status = 0
+    for key in keys:
+        try:
+            spec = get_embedder(key)
+
+            def progress(done: int, total: int | None, key: str = key) -> None:
+                of = f" of {total / 1e6:.0f}" if total else ""
+                print(f"\r{key}: {done / 1e6:.0f}{of} MB", end="",
+                      file=sys.stderr, flush=True)
+
+            path = download_weights(spec, weights_dir, progress=progress)
+            print(f"\n{key}: {path} (SHA-256 checked)", file=sys.stderr)
+        except (ValueError, EmbedderUnavailable) as error:
+            print(f"\n{key}: {error}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def app_factory():
+    """Application of a worker process (``--workers`` > 1)."""
+    from orangecontrib.imageanalytics.server.app import create_app
+
+    args = build_parser().parse_args(json.loads(os.environ[_ARGV_ENV]))
+    logging.basicConfig(level=args.log_level.upper())
+    return create_app(config_from_args(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``orange-embedding-server``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: "
+                               "%(message)s")
+    if args.download:
+        return _download(args.download, args.weights_dir)
+
+    import uvicorn
+
+    from orangecontrib.imageanalytics.server.app import create_app
+
+    config = config_from_args(args)
+    try:
+        app = create_app(config)
+    except ConfigError as error:
+        print(f"orange-embedding-server: {error}", file=sys.stderr)
+        return 2
+    if config.host not in ("127.0.0.1", "localhost", "::1") \
+            and not config.api_key:
+        logging.getLogger(__name__).warning(
+            "listening on %s without an API key: anyone who can reach this "
+            "address can use the server", config.host)
+    options = {"host": config.host, "port": config.port,
+               "log_level": args.log_level, "access_log": False,
+               # many clients keep connections open between images
+               "backlog": 4096, "timeout_keep_alive": 30}
+    if args.workers > 1:
+        # each worker rebuilds the app from the same command line
+        os.environ[_ARGV_ENV] = json.dumps(
+            list(argv) if argv is not None else sys.argv[1:])
+        uvicorn.run("orangecontrib.imageanalytics.server.cli:app_factory",
+                    factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(app, **options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
