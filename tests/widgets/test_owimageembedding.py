@@ -1,0 +1,880 @@
+"""Tests for the Image Embedding widget and its task function."""
+# pylint: disable=missing-docstring,protected-access
+from __future__ import annotations
+
+import ast
+import http.server
+import io
+import os
+import socket
+import tempfile
+import threading
+import time
+import unittest
+from unittest import mock
+
+import numpy as np
+from Orange.data import (
+    ContinuousVariable,
+    DiscreteVariable,
+    Domain,
+    StringVariable,
+    Table,
+)
+from Orange.widgets.tests.base import WidgetTest
+from PIL import Image
+
+from orangecontrib.imageanalytics.embedders.errors import (
+    EmbedderUnavailable,
+    EmbeddingCancelled,
+    EmbeddingError,
+    ServerUnreachable,
+)
+from orangecontrib.imageanalytics.embedders.registry import (
+    EMBEDDERS,
+    LEGACY_ORDER,
+)
+from orangecontrib.imageanalytics.widgets.owimageembedding import (
+    OWImageEmbedding,
+    Result,
+    image_columns,
+    run,
+)
+
+SKIP_REASON = "skip reason"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Node properties of Image Embedding in a workflow saved by the older add-on
+# (SqueezeNet, the first image column, auto apply on), as stored in the .ows
+LEGACY_PROPERTIES = (
+    "{'_auto_apply': True, 'cb_embedder_current_id': 1, "
+    "'cb_image_attr_current_id': 0, 'controlAreaVisible': True, "
+    "'savedWidgetGeometry': None, '__version__': 1}")
+
+
+class Corpus(Table):
+    """Stands in for the Text add-on's Corpus: a Table subclass."""
+
+
+# --- fixtures -----------------------------------------------------------------
+
+def make_images(folder: str) -> None:
+    """Four small photos in two folders, a broken file and a text file."""
+    rng = np.random.default_rng(0)
+    for sub, base in (("cats", (200, 120, 60)), ("city", (60, 90, 200))):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        for i in range(2):
+            pixels = np.clip(
+                np.array(base) + rng.normal(0, 40, (48, 64, 3)), 0, 255)
+            image = Image.fromarray(pixels.astype(np.uint8))
+            fmt = "JPEG" if i == 0 else "PNG"
+            image.save(os.path.join(folder, sub, f"{sub}{i}.{fmt.lower()}"),
+                       fmt)
+    with open(os.path.join(folder, "cats", "broken.jpg"), "wb") as f:
+        f.write(b"this is not an image")
+
+
+def image_table(folder: str, cls: type = Table, *, bad: bool = True) -> Table:
+    """A table like Import Images gives, optionally with bad rows."""
+    names = ["cats/cats0.jpeg", "cats/cats1.png", "city/city0.jpeg",
+             "city/city1.png"]
+    if bad:
+        names += ["cats/broken.jpg", "cats/missing.jpg", "city/gone.png", ""]
+    image = StringVariable("image")
+    image.attributes.update(type="image", origin=folder)
+    category = DiscreteVariable("category", values=("cats", "city"))
+    domain = Domain([], category, metas=[StringVariable("image name"), image])
+    y = np.array([0. if n.startswith("cats") else 1. for n in names])
+    metas = np.array([[os.path.splitext(os.path.basename(n))[0], n]
+                      for n in names], dtype=object)
+    return cls.from_numpy(domain, np.empty((len(names), 0)), y, metas)
+
+
+class FakeEmbedder:
+    """Stands in for ImageEmbedder: a 3-d vector (mean colour) per image.
+
+    Output tables have the engine's shape: hidden columns ``n0..n2`` added to
+    the input's domain, the input's type kept, failed rows with a reason.
+    """
+
+    def __init__(self, factory: FakeFactory, model: str):
+        self.factory = factory
+        self.model = model
+
+    @staticmethod
+    def _embed_one(origin, value):
+        if not value:
+            return None, "no image path"
+        try:
+            with Image.open(os.path.join(origin, str(value))) as image:
+                pixels = np.asarray(image.convert("RGB"), dtype=float)
+        except FileNotFoundError:
+            return None, "file not found"
+        except OSError:  # PIL's UnidentifiedImageError is one
+            return None, "not an image"
+        return pixels.mean(axis=(0, 1)) / 255, None
+
+    def embed_table(self, table, col=None, *, progress=None,
+                    should_stop=None):
+        factory = self.factory
+        if factory.error is not None:
+            raise factory.error
+        var = table.domain[col]
+        origin = var.attributes.get("origin", "")
+        vectors, reasons = [], []
+        for i, value in enumerate(table.get_column(var)):
+            if should_stop is not None and should_stop():
+                factory.stopped_at = time.monotonic()
+                raise EmbeddingCancelled()
+            time.sleep(factory.delay)
+            vector, reason = self._embed_one(origin, value)
+            vectors.append(vector)
+            reasons.append(reason)
+            if progress is not None:
+                progress(i + 1, len(table))
+        ok = np.array([r is None for r in reasons], dtype=bool)
+        columns = [ContinuousVariable(f"n{i}") for i in range(3)]
+        for column in columns:
+            column.attributes["hidden"] = True
+        domain = Domain(table.domain.attributes + tuple(columns),
+                        table.domain.class_vars, table.domain.metas)
+        embedded = skipped = None
+        if ok.any():
+            embedded = table[ok].transform(domain)
+            with embedded.unlocked(embedded.X):
+                embedded.X[:, -3:] = [v for v in vectors if v is not None]
+        if not ok.all():
+            skipped = table[~ok].add_column(
+                StringVariable(SKIP_REASON),
+                [r for r in reasons if r is not None], to_metas=True)
+        return embedded, skipped, int((~ok).sum())
+
+
+class FakeFactory:
+    """Builds FakeEmbedders and records how it was called."""
+
+    def __init__(self, delay: float = 0.0,
+                 error: Exception | None = None):
+        self.delay = delay
+        self.error = error
+        self.calls: list[tuple[str, str | None]] = []
+        self.stopped_at: float | None = None
+
+    def __call__(self, model, server_url=None):
+        self.calls.append((model, server_url))
+        return FakeEmbedder(self, model)
+
+
+class LocalFakeFactory(FakeFactory):
+    """Fake for local embedders, the real engine for server embedders."""
+
+    def __call__(self, model, server_url=None):
+        if EMBEDDERS[model].local:
+            return super().__call__(model, server_url)
+        self.calls.append((model, server_url))
+        from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+        return ImageEmbedder(model=model, server_url=server_url, cache=False)
+
+
+class RecordingFactory:
+    """The real ImageEmbedder, noting when and how ``embed_table`` ended."""
+
+    def __init__(self):
+        self.ended_at: float | None = None
+        self.ended_with: BaseException | None = None
+
+    def __call__(self, model, server_url=None):
+        from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+        engine = ImageEmbedder(model=model, server_url=server_url)
+        factory = self
+
+        class Recorded:
+            def embed_table(self, *args, **kwargs):
+                try:
+                    return engine.embed_table(*args, **kwargs)
+                except BaseException as error:
+                    factory.ended_with = error
+                    raise
+                finally:
+                    factory.ended_at = time.monotonic()
+
+        return Recorded()
+
+
+def refused_url() -> str:
+    """Address of a port on 127.0.0.1 where nothing listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class GarbageHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 200 and a body that is not JSON."""
+
+    def _garbage(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"<html>surprise, no JSON here</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _garbage
+
+    def log_message(self, *_):
+        pass
+
+
+class GarbageServer:
+    def __enter__(self) -> str:
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), GarbageHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *_):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class ImageFolderMixin:
+    folder: str
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.folder = os.path.join(cls._tmp.name, "photos")
+        make_images(cls.folder)
+        # the persistent cache goes to a temporary folder, not the user's
+        cls._env = mock.patch.dict(os.environ, {
+            "ORANGE_IMAGEANALYTICS_CACHE_DIR":
+                os.path.join(cls._tmp.name, "cache")})
+        cls._env.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._env.stop()
+        cls._tmp.cleanup()
+        super().tearDownClass()
+
+
+# --- the task function, without a GUI ----------------------------------------
+
+class TestRun(ImageFolderMixin, unittest.TestCase):
+    def setUp(self):
+        self.state = mock.Mock()
+        self.state.is_interruption_requested.return_value = False
+
+    def test_result(self):
+        data = image_table(self.folder)
+        factory = FakeFactory()
+        result = run(data, data.domain["image"], "squeezenet", "http://x",
+                     self.state, embedder_factory=factory)
+        self.assertIsInstance(result, Result)
+        self.assertEqual(result.n_embedded, 4)
+        self.assertEqual(result.n_skipped, 4)
+        self.assertEqual(result.embedder, "squeezenet")
+        self.assertEqual(dict(result.skip_reasons),
+                         {"file not found": 2, "not an image": 1,
+                          "no image path": 1})
+        self.assertEqual(result.skip_reasons[0], ("file not found", 2))
+        # local embedders get no server address
+        self.assertEqual(factory.calls, [("squeezenet", None)])
+        values = [c.args[0] for c in
+                  self.state.set_progress_value.call_args_list]
+        self.assertEqual(values[-1], 100)
+
+    def test_server_embedder_gets_address(self):
+        data = image_table(self.folder, bad=False)
+        factory = FakeFactory()
+        result = run(data, data.domain["image"], "vgg16", "http://x:1",
+                     self.state, embedder_factory=factory)
+        self.assertEqual(factory.calls, [("vgg16", "http://x:1")])
+        self.assertEqual(result.skip_reasons, [])
+        self.assertEqual(result.n_skipped, 0)
+
+    def test_interruption(self):
+        data = image_table(self.folder)
+        self.state.is_interruption_requested.return_value = True
+        with self.assertRaises(EmbeddingCancelled):
+            run(data, data.domain["image"], "squeezenet", None, self.state,
+                embedder_factory=FakeFactory())
+
+    def test_unknown_embedder(self):
+        data = image_table(self.folder)
+        with self.assertRaisesRegex(ValueError, "squeezenet"):
+            run(data, data.domain["image"], "alexnet", None, self.state,
+                embedder_factory=FakeFactory())
+
+    def test_image_columns(self):
+        plain = StringVariable("name")
+        image = StringVariable("img")
+        image.attributes["type"] = "image"
+        cat = DiscreteVariable("cat", values=("a", "b"))
+        number = ContinuousVariable("number")
+        domain = Domain([ContinuousVariable("x")],
+                        metas=[plain, cat, number, image])
+        table = Table.from_numpy(
+            domain, np.zeros((1, 1)),
+            metas=np.array([["a", 0, 1, "b"]], dtype=object))
+        self.assertEqual(image_columns(table), [image, plain, cat])
+        self.assertEqual(image_columns(None), [])
+
+
+# --- the widget ---------------------------------------------------------------
+
+class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
+    def setUp(self):
+        self.widget = self.create_widget(OWImageEmbedding)
+        self.factory = FakeFactory()
+        self.widget.embedder_factory = self.factory
+        self.data = image_table(self.folder)
+
+    def tearDown(self):
+        self.widget.embedder_factory = None
+        super().tearDown()
+
+    def finish(self, widget=None, timeout=20000):
+        self.wait_until_finished(widget=widget, timeout=timeout)
+
+    def test_new_widget_defaults(self):
+        widget = self.widget
+        self.assertEqual(widget.embedder, "squeezenet")
+        self.assertEqual(widget.embedder_combo.currentText(),
+                         "SqueezeNet (local)")
+        self.assertEqual(widget.description_label.text(),
+                         EMBEDDERS["squeezenet"].description)
+        self.assertFalse(widget.server_box.isVisibleTo(widget))
+        self.assertEqual(OWImageEmbedding.Inputs.images.id, "images")
+        self.assertEqual(OWImageEmbedding.Outputs.embeddings.id, "embeddings")
+        self.assertTrue(OWImageEmbedding.Outputs.embeddings.default)
+
+    def test_no_data(self):
+        self.send_signal(self.widget.Inputs.images, None)
+        self.assertIsNone(self.get_output(self.widget.Outputs.embeddings))
+        self.assertIsNone(self.get_output(self.widget.Outputs.skipped_images))
+        self.assertFalse(self.widget.Error.active)
+        self.assertEqual(self.widget.status_label.text(), "No data.")
+        self.assertEqual(self.factory.calls, [])
+
+    def test_no_image_column(self):
+        iris = Table("iris")
+        self.send_signal(self.widget.Inputs.images, iris)
+        self.assertTrue(self.widget.Error.no_image_column.is_shown())
+        self.assertIsNone(self.get_output(self.widget.Outputs.embeddings))
+        self.assertEqual(self.factory.calls, [])
+        self.send_signal(self.widget.Inputs.images, self.data)
+        self.finish()
+        self.assertFalse(self.widget.Error.no_image_column.is_shown())
+        self.assertIsNotNone(self.get_output(self.widget.Outputs.embeddings))
+        self.send_signal(self.widget.Inputs.images, None)
+        self.assertIsNone(self.get_output(self.widget.Outputs.embeddings))
+
+    def test_outputs_and_skip_reasons(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        embedded = self.get_output(widget.Outputs.embeddings)
+        skipped = self.get_output(widget.Outputs.skipped_images)
+        self.assertEqual(len(embedded), 4)
+        self.assertEqual(len(skipped), 4)
+        self.assertEqual(list(skipped.get_column(SKIP_REASON)),
+                         ["not an image", "file not found", "file not found",
+                          "no image path"])
+        self.assertEqual(widget.status_label.text(), "4 embedded, 4 skipped")
+        message = str(widget.Warning.images_skipped)
+        self.assertIn("4 images", message)
+        self.assertIn("file not found (2)", message)
+        self.assertIn("not an image (1)", message)
+        self.assertLess(message.index("file not found"),
+                        message.index("not an image"))
+
+        self.send_signal(widget.Inputs.images,
+                         image_table(self.folder, bad=False))
+        self.finish()
+        self.assertFalse(widget.Warning.images_skipped.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.skipped_images))
+        self.assertEqual(widget.status_label.text(), "4 embedded, 0 skipped")
+
+    def test_image_column_is_context_setting(self):
+        widget = self.widget
+        other = StringVariable("other path")
+        data = self.data.add_column(other, self.data.get_column("image"),
+                                    to_metas=True)
+        self.send_signal(widget.Inputs.images, data)
+        self.finish()
+        self.assertIs(widget.image_attr, data.domain["image"])
+        self.assertEqual(list(widget.image_attr_model),
+                         [data.domain["image"], data.domain["image name"],
+                          other])
+        widget.image_attr = other
+        widget.controls.image_attr.activated.emit(2)
+        self.finish()
+        self.assertEqual(self.factory.calls[-1], ("squeezenet", None))
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        self.assertEqual(widget.image_attr.name, "image")
+        self.send_signal(widget.Inputs.images, data)
+        self.finish()
+        self.assertIs(widget.image_attr, other)
+
+    def test_every_embedder_choice(self):
+        """Local embedders embed; server ones without a server offer local."""
+        widget = self.widget
+        factory = LocalFakeFactory()
+        widget.embedder_factory = factory
+        widget.server_url = refused_url()
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        for index, key in enumerate(EMBEDDERS):
+            spec = EMBEDDERS[key]
+            with self.subTest(embedder=key):
+                self.assertEqual(widget.embedder_model[index], key)
+                widget.embedder_combo.setCurrentIndex(index)
+                widget.embedder_combo.activated.emit(index)
+                self.assertEqual(widget.embedder, key)
+                self.assertEqual(widget.description_label.text(),
+                                 spec.description)
+                self.assertEqual(widget.server_box.isVisibleTo(widget),
+                                 not spec.local)
+                self.finish(timeout=60000)
+                self.assertEqual(factory.calls[-1][0], key)
+                embedded = self.get_output(widget.Outputs.embeddings)
+                if spec.local:
+                    self.assertEqual(len(embedded), 4)
+                    self.assertFalse(widget.Error.active)
+                    self.assertFalse(
+                        widget.fallback_button.isVisibleTo(widget))
+                    continue
+                self.assertIsNone(embedded)
+                self.assertTrue(widget.Error.server_unreachable.is_shown())
+                self.assertIn(widget.server_url,
+                              str(widget.Error.server_unreachable))
+                self.assertTrue(widget.fallback_button.isVisibleTo(widget))
+                widget.fallback_button.click()
+                self.finish()
+                self.assertEqual(factory.calls[-1][0], "squeezenet")
+                self.assertEqual(
+                    len(self.get_output(widget.Outputs.embeddings)), 4)
+                self.assertFalse(widget.Error.server_unreachable.is_shown())
+                self.assertTrue(widget.Information.local_this_time.is_shown())
+                # the user's choice is unchanged and is what gets saved
+                self.assertEqual(widget.embedder, key)
+                self.assertEqual(
+                    widget.settingsHandler.pack_data(widget)["embedder"], key)
+
+    def test_server_down(self):
+        widget = self.widget
+        url = refused_url()
+        widget.embedder_factory = None
+        widget.server_url = url
+        widget.embedder = "inception-v3"
+        self.send_signal(widget.Inputs.images,
+                         image_table(self.folder, bad=False))
+        self.finish(timeout=60000)
+        self.assertTrue(widget.Error.server_unreachable.is_shown())
+        self.assertIn(url, str(widget.Error.server_unreachable))
+        self.assertFalse(widget.Error.failed.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+        self.assertTrue(widget.fallback_button.isVisibleTo(widget))
+        self.assertEqual(widget.embedder, "inception-v3")
+
+    def test_server_answers_garbage(self):
+        widget = self.widget
+        widget.embedder_factory = None
+        widget.embedder = "vgg16"
+        with GarbageServer() as url:
+            widget.server_url = url
+            self.send_signal(widget.Inputs.images,
+                             image_table(self.folder, bad=False))
+            self.finish(timeout=60000)
+        # garbage is the server's fault, not an unexpected error in the
+        # widget: either the server is reported as unusable, or every image
+        # is skipped with a reason
+        self.assertFalse(widget.Error.failed.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+        self.assertTrue(widget.fallback_button.isVisibleTo(widget))
+        if not widget.Error.server_unreachable.is_shown() \
+                and not widget.Error.server_failed.is_shown():
+            skipped = self.get_output(widget.Outputs.skipped_images)
+            self.assertEqual(len(skipped), 4)
+            self.assertTrue(all(skipped.get_column(SKIP_REASON)))
+            self.assertTrue(widget.Warning.images_skipped.is_shown())
+
+    def test_cancel(self):
+        widget = self.widget
+        self.factory.delay = 0.02
+        data = Table.concatenate([self.data] * 40)
+        self.send_signal(widget.Inputs.images, data)
+        deadline = time.monotonic() + 10
+        while widget.progressBarValue < 5 and time.monotonic() < deadline:
+            self.process_events()
+        self.assertTrue(widget.cancel_button.isEnabled())
+        cancelled_at = time.monotonic()
+        widget.cancel_button.click()
+        self.assertFalse(widget.cancel_button.isEnabled())
+        self.assertTrue(widget.Information.cancelled.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+        while self.factory.stopped_at is None \
+                and time.monotonic() < cancelled_at + 5:
+            time.sleep(0.01)
+        self.assertIsNotNone(self.factory.stopped_at)
+        self.assertLess(self.factory.stopped_at - cancelled_at, 1)
+        self.assertFalse(widget.Error.active)
+        # the widget can embed again after a cancel
+        self.factory.delay = 0
+        widget.commit.now()
+        self.finish()
+        self.assertEqual(len(self.get_output(widget.Outputs.embeddings)),
+                         160)
+        self.assertFalse(widget.Information.cancelled.is_shown())
+
+    def test_cancel_real_engine(self):
+        """The real local engine stops within a second of Cancel."""
+        folder = os.path.join(self._tmp.name, "many")
+        os.makedirs(folder)
+        rng = np.random.default_rng(42)
+        for i in range(200):
+            pixels = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(os.path.join(folder, f"{i}.png"))
+        image = StringVariable("image")
+        image.attributes.update(type="image", origin=folder)
+        data = Table.from_numpy(
+            Domain([], metas=[image]), np.empty((200, 0)),
+            metas=np.array([[f"{i}.png"] for i in range(200)], dtype=object))
+        factory = RecordingFactory()
+        widget = self.widget
+        widget.embedder_factory = factory
+        self.send_signal(widget.Inputs.images, data)
+        deadline = time.monotonic() + 60
+        while widget.progressBarValue < 5 and time.monotonic() < deadline:
+            self.process_events()
+        self.assertGreater(widget.progressBarValue, 0)
+        cancelled_at = time.monotonic()
+        widget.cancel_button.click()
+        while factory.ended_at is None \
+                and time.monotonic() < cancelled_at + 5:
+            time.sleep(0.01)
+        self.assertIsInstance(factory.ended_with, EmbeddingCancelled)
+        self.assertLess(factory.ended_at - cancelled_at, 1)
+        self.assertTrue(widget.Information.cancelled.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+
+    def test_unexpected_error(self):
+        self.factory.error = RuntimeError("disk on fire")
+        self.send_signal(self.widget.Inputs.images, self.data)
+        self.finish()
+        self.assertTrue(self.widget.Error.failed.is_shown())
+        self.assertIn("RuntimeError: disk on fire",
+                      str(self.widget.Error.failed))
+        self.assertIsNone(self.get_output(self.widget.Outputs.embeddings))
+        self.factory.error = None
+        self.widget.commit.now()
+        self.finish()
+        self.assertFalse(self.widget.Error.failed.is_shown())
+
+    def test_server_error_offers_local(self):
+        widget = self.widget
+        self.factory.error = EmbeddingError("the server refused the API key")
+        widget.embedder = "deeploc"
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        self.assertIn("refused the API key", str(widget.Error.server_failed))
+        self.assertFalse(widget.Error.failed.is_shown())
+        self.assertTrue(widget.fallback_button.isVisibleTo(widget))
+        widget.fallback_button.click()
+        self.finish()
+        self.assertEqual(self.factory.calls[-1], ("squeezenet", None))
+        self.assertFalse(widget.Error.server_failed.is_shown())
+
+    def test_local_engine_error_is_not_a_server_error(self):
+        self.factory.error = EmbeddingError("model file damaged")
+        self.send_signal(self.widget.Inputs.images, self.data)
+        self.finish()
+        self.assertIn("model file damaged", str(self.widget.Error.failed))
+        self.assertFalse(self.widget.fallback_button.isVisibleTo(self.widget))
+
+    def test_embedder_unavailable(self):
+        self.factory.error = EmbedderUnavailable(
+            "weights file vgg16-397923af.pth is missing")
+        self.send_signal(self.widget.Inputs.images, self.data)
+        self.finish()
+        self.assertIn("vgg16-397923af.pth",
+                      str(self.widget.Error.embedder_unavailable))
+        self.assertFalse(self.widget.Error.failed.is_shown())
+
+    def test_server_unreachable_from_engine(self):
+        widget = self.widget
+        self.factory.error = ServerUnreachable("connection refused")
+        widget.embedder = "painters"
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        self.assertIn("connection refused",
+                      str(widget.Error.server_unreachable))
+        self.factory.error = None
+        widget.fallback_button.click()
+        self.finish()
+        self.assertEqual(self.factory.calls[-1], ("squeezenet", None))
+        self.assertEqual(widget.embedder, "painters")
+        self.assertFalse(widget.fallback_button.isVisibleTo(widget))
+        # the next regular run uses the chosen embedder again
+        widget.commit.now()
+        self.finish()
+        self.assertEqual(self.factory.calls[-1][0], "painters")
+        self.assertFalse(widget.Information.local_this_time.is_shown())
+
+    def test_server_address(self):
+        widget = self.widget
+        with mock.patch.dict(os.environ,
+                             {"ORANGE_EMBEDDING_API_URL": "http://env:9"}):
+            widget.server_url = ""
+            self.assertEqual(widget.effective_server_url(), "http://env:9")
+            widget.server_url = " http://mine:1 "
+            self.assertEqual(widget.effective_server_url(), "http://mine:1")
+        with mock.patch.dict(os.environ, {"ORANGE_EMBEDDING_API_URL": ""}):
+            widget.server_url = ""
+            self.assertEqual(widget.effective_server_url(),
+                             "http://127.0.0.1:8000")
+        widget.embedder = "inception-v3"
+        widget.server_url = "http://mine:1"
+        widget._on_embedder_changed()
+        self.assertTrue(widget.server_box.isVisibleTo(widget))
+        self.assertIn("http://mine:1", widget.server_note.text())
+        self.assertIn("not store", widget.server_note.text())
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        self.assertEqual(self.factory.calls[-1],
+                         ("inception-v3", "http://mine:1"))
+
+    def test_unknown_saved_embedder(self):
+        widget = self.create_widget(OWImageEmbedding,
+                                    stored_settings={"embedder": "alexnet"})
+        self.assertEqual(widget.embedder, "squeezenet")
+        self.assertTrue(widget.Warning.unknown_embedder.is_shown())
+        self.assertIn("alexnet", str(widget.Warning.unknown_embedder))
+
+    def test_report(self):
+        self.send_signal(self.widget.Inputs.images, self.data)
+        self.finish()
+        self.widget.send_report()
+        self.widget.embedder = "vgg19"
+        self.widget.send_report()
+
+    def test_corpus_like_subclass_real_squeezenet(self):
+        """End to end through the real local engine: SqueezeNet."""
+        widget = self.widget
+        widget.embedder_factory = None
+        data = image_table(self.folder, Corpus)
+        self.send_signal(widget.Inputs.images, data)
+        self.finish(timeout=120000)
+        self.assertFalse(widget.Error.active, str(widget.Error.active))
+        embedded = self.get_output(widget.Outputs.embeddings)
+        skipped = self.get_output(widget.Outputs.skipped_images)
+        self.assertIsInstance(embedded, Corpus)
+        self.assertIsInstance(skipped, Corpus)
+        self.assertEqual(len(embedded), 4)
+        self.assertEqual(len(skipped), 4)
+        dimension = EMBEDDERS["squeezenet"].dimension
+        features = embedded.domain.attributes
+        self.assertEqual([v.name for v in features],
+                         [f"n{i}" for i in range(dimension)])
+        self.assertTrue(all(v.attributes.get("hidden") for v in features))
+        self.assertEqual(embedded.domain.class_var, data.domain.class_var)
+        self.assertEqual(embedded.domain.metas, data.domain.metas)
+        np.testing.assert_array_equal(embedded.ids, data.ids[:4])
+        self.assertTrue(np.all(np.isfinite(embedded.X)))
+        # different photos, different vectors
+        self.assertFalse(np.allclose(embedded.X[0], embedded.X[2]))
+        reasons = skipped.get_column(SKIP_REASON)
+        self.assertTrue(all(reasons))
+        self.assertEqual(list(skipped.get_column("image")),
+                         ["cats/broken.jpg", "cats/missing.jpg",
+                          "city/gone.png", ""])
+        self.assertTrue(widget.Warning.images_skipped.is_shown())
+        self.assertEqual(widget.status_label.text(), "4 embedded, 4 skipped")
+
+
+class TestMigration(ImageFolderMixin, WidgetTest):
+    def test_each_old_embedder_index(self):
+        for index, key in enumerate(LEGACY_ORDER):
+            with self.subTest(index=index):
+                widget = self.create_widget(
+                    OWImageEmbedding, stored_settings={
+                        "_auto_apply": False,
+                        "cb_embedder_current_id": index,
+                        "cb_image_attr_current_id": 0,
+                        "__version__": 1})
+                self.assertEqual(widget.embedder, key)
+                self.assertEqual(widget.embedder_combo.currentText(),
+                                 EMBEDDERS[key].display_name)
+                self.assertFalse(widget.auto_apply)
+                self.assertFalse(widget.Warning.unknown_embedder.is_shown())
+                packed = widget.settingsHandler.pack_data(widget)
+                self.assertEqual(packed["embedder"], key)
+                self.assertEqual(packed["__version__"], 2)
+                self.assertNotIn("cb_embedder_current_id", packed)
+        self.assertEqual(sorted(LEGACY_ORDER), sorted(EMBEDDERS))
+
+    def test_out_of_range_index(self):
+        widget = self.create_widget(
+            OWImageEmbedding,
+            stored_settings={"cb_embedder_current_id": 42, "__version__": 1})
+        self.assertEqual(widget.embedder, "squeezenet")
+
+    def test_old_workflow_properties(self):
+        """The settings an old workflow stores: SqueezeNet, first column."""
+        settings = ast.literal_eval(LEGACY_PROPERTIES)
+        widget = self.create_widget(OWImageEmbedding,
+                                    stored_settings=settings)
+        widget.embedder_factory = FakeFactory()
+        self.assertEqual(widget.embedder, "squeezenet")
+        self.assertTrue(widget.auto_apply)
+        data = image_table(self.folder)
+        self.send_signal(widget.Inputs.images, data, widget=widget)
+        self.wait_until_finished(widget=widget)
+        self.assertIs(widget.image_attr, data.domain["image"])
+        self.assertEqual(len(self.get_output(widget.Outputs.embeddings,
+                                             widget=widget)), 4)
+
+    def test_image_column_index_resolved_on_first_data(self):
+        settings = ast.literal_eval(LEGACY_PROPERTIES)
+        settings["cb_image_attr_current_id"] = 1
+        widget = self.create_widget(OWImageEmbedding,
+                                    stored_settings=settings)
+        widget.embedder_factory = FakeFactory()
+        self.assertEqual(widget.legacy_image_attr_index, 1)
+        # an index that waits for data is saved with the workflow
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertEqual(packed["legacy_image_attr_index"], 1)
+
+        data = image_table(self.folder)
+        self.send_signal(widget.Inputs.images, data, widget=widget)
+        self.wait_until_finished(widget=widget)
+        # columns offered: image (type=image), then image name
+        self.assertIs(widget.image_attr, data.domain["image name"])
+        self.assertIsNone(widget.legacy_image_attr_index)
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertIsNone(packed["legacy_image_attr_index"])
+
+        # applied once: later data gets the ordinary default or context
+        other = image_table(self.folder).transform(Domain(
+            [], metas=[data.domain["image"]]))
+        self.send_signal(widget.Inputs.images, other, widget=widget)
+        self.wait_until_finished(widget=widget)
+        self.assertIs(widget.image_attr, data.domain["image"])
+        self.send_signal(widget.Inputs.images, data, widget=widget)
+        self.wait_until_finished(widget=widget)
+        self.assertIs(widget.image_attr, data.domain["image name"])
+
+    def test_index_beyond_columns_falls_back(self):
+        settings = {"cb_image_attr_current_id": 5, "__version__": 1}
+        widget = self.create_widget(OWImageEmbedding,
+                                    stored_settings=settings)
+        widget.embedder_factory = FakeFactory()
+        data = image_table(self.folder)
+        self.send_signal(widget.Inputs.images, data, widget=widget)
+        self.wait_until_finished(widget=widget)
+        self.assertIs(widget.image_attr, data.domain["image"])
+        self.assertIsNone(widget.legacy_image_attr_index)
+
+    def test_new_settings_are_not_migrated(self):
+        widget = self.create_widget(
+            OWImageEmbedding,
+            stored_settings={"embedder": "vgg19", "auto_apply": False,
+                             "__version__": 2})
+        self.assertEqual(widget.embedder, "vgg19")
+        self.assertFalse(widget.auto_apply)
+        self.assertIsNone(widget.legacy_image_attr_index)
+
+
+class TestOldWorkflowFile(WidgetTest):
+    """A saved workflow of the older add-on loads with links and settings."""
+
+    OWS = f"""<?xml version='1.0' encoding='utf-8'?>
+<scheme version="2.0" title="old" description="">
+  <nodes>
+    <node id="0" name="Image Embedding"
+      qualified_name="orangecontrib.imageanalytics.widgets.owimageembedding.OWImageEmbedding"
+      project_name="Orange3-ImageAnalytics" version="" title="Image Embedding"
+      position="(300, 200)" />
+    <node id="1" name="Data Table"
+      qualified_name="Orange.widgets.data.owtable.OWTable"
+      project_name="Orange3" version="" title="Data Table"
+      position="(500, 200)" />
+  </nodes>
+  <links>
+    <link id="0" source_node_id="0" sink_node_id="1"
+      source_channel="Embeddings" sink_channel="Data" enabled="true"
+      source_channel_id="embeddings" sink_channel_id="data" />
+  </links>
+  <annotations />
+  <thumbnail />
+  <node_properties>
+    <properties node_id="0" format="literal">{LEGACY_PROPERTIES}</properties>
+  </node_properties>
+</scheme>
+"""
+
+    def test_load(self):
+        # pylint: disable=import-outside-toplevel
+        from Orange.canvas.config import Config
+        from Orange.widgets.data import owtable
+        from orangecanvas.registry import WidgetRegistry
+        from orangewidget.workflow import widgetsscheme
+
+        from orangecontrib.imageanalytics.widgets import owimageembedding
+
+        discovery = Config.widget_discovery(WidgetRegistry())
+        for module in (owimageembedding, owtable):
+            discovery.process_widget_module(module)
+        registry = discovery.registry
+
+        scheme = widgetsscheme.WidgetsScheme()
+        scheme.widget_manager.set_creation_policy(
+            scheme.widget_manager.Immediate)
+        scheme.signal_manager.pause()
+        try:
+            scheme.load_from(io.BytesIO(self.OWS.encode()), registry=registry)
+            self.assertEqual(len(scheme.links), 1)
+            link = scheme.links[0]
+            self.assertEqual(link.source_channel.name, "Embeddings")
+            widget = scheme.widget_for_node(scheme.nodes[0])
+            self.assertIsInstance(widget, OWImageEmbedding)
+            self.assertEqual(widget.embedder, "squeezenet")
+            self.assertEqual(widget.legacy_image_attr_index, 0)
+            self.assertTrue(widget.auto_apply)
+        finally:
+            scheme.clear()
+            scheme.deleteLater()
+            self.process_events()
+
+
+class TestHelpPage(unittest.TestCase):
+    def test_every_embedder_documented(self):
+        path = os.path.join(REPO, "doc", "widgets", "imageembedding.md")
+        if not os.path.exists(path):
+            self.skipTest("documentation is not part of this installation")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for spec in EMBEDDERS.values():
+            row = (f"| {spec.label} | {'local' if spec.local else 'server'} "
+                   f"| {spec.trained_on} | {spec.input_size} × "
+                   f"{spec.input_size} | {spec.dimension} |")
+            self.assertIn(row, text)
+        image = os.path.join(os.path.dirname(path), "images",
+                             "imageembedding-workflow.png")
+        self.assertIn("images/imageembedding-workflow.png", text)
+        self.assertTrue(os.path.exists(image))
+
+
+if __name__ == "__main__":
+    unittest.main()
