@@ -8,8 +8,11 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
-.venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
 # pip is noisy about local index folders that do not exist; keep its status
-pip install -e ".[test]" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-.venv/bin/python -c "import orangecontrib.imageanalytics, torch, Orange" 
+pip() {
+    .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+.venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
+pip install -e ".[test]"
+.venv/bin/python -c "import orangecontrib.imageanalytics, torch, Orange"

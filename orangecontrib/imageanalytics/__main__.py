@@ -44,6 +44,7 @@ class ProgressBar:
         self.stream = stream
         self.start = time.monotonic()
         self.last = 0.0
+        self.shown: tuple[int, int] | None = None
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._tqdm = None
         if self.tty:
@@ -63,7 +64,10 @@ class ProgressBar:
         # a terminal redraws in place; a log file gets a line every 5 s
         if done < total and now - self.last < (0.2 if self.tty else 5.0):
             return
+        if done == total and self.shown == (done, total):
+            return   # the final state is reported once
         self.last = now
+        self.shown = (done, total)
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
         text = f"{self.label}: {done}/{total} images, {rate:.1f} images/s"
