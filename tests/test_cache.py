@@ -108,8 +108,10 @@ def test_cache_key_depends_on_everything():
     keys = {cache_key("abc", squeezenet, exact=False),
             cache_key("abc", squeezenet, exact=True),
             cache_key("abd", squeezenet, exact=False),
-            cache_key("abc", vgg, exact=False)}
-    assert len(keys) == 4
+            cache_key("abc", vgg, exact=False),
+            cache_key("abc", squeezenet, exact=False, remote=True),
+            cache_key("abc", squeezenet, exact=True, remote=True)}
+    assert len(keys) == 6
     assert str(squeezenet.preprocessing_version) in \
         cache_key("abc", squeezenet, exact=False)
 

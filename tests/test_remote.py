@@ -146,13 +146,39 @@ def test_batch_protocol_fills_cache(image_files, cache):
     assert progress[-1] == (9, 9)
     for path, outcome in zip(paths, outcomes):
         with open(path, "rb") as file:
-            key = cache_key(content_hash(file.read()), SPEC, exact=False)
+            key = cache_key(content_hash(file.read()), SPEC, exact=False,
+                            remote=True)
         np.testing.assert_array_equal(cache.get_many([key])[key],
                                       outcome.vector)
     # everything is cached now: no image is sent again
     again = _embedder(server, cache=cache).embed(paths)
     assert len(server.posts()) == 2
     assert all(o.vector is not None for o in again)
+
+
+def test_remote_and_local_vectors_are_cached_apart(image_files, cache):
+    """The server embeds a re-encoded JPEG: its vectors differ from the
+    local engine's, so neither may be taken for the other."""
+    paths, _ = image_files
+    with open(paths[0], "rb") as file:
+        digest = content_hash(file.read())
+    for spec in (SPEC, get_embedder("squeezenet")):
+        assert cache_key(digest, spec, exact=False, remote=True) \
+            != cache_key(digest, spec, exact=False)
+    # the local key is as it always was: users' caches stay valid
+    assert cache_key(digest, SPEC, exact=False) == \
+        f"inception-v3/{SPEC.preprocessing_version}/fast/{digest}"
+    local_key = cache_key(digest, SPEC, exact=False)
+    local_vector = np.full(DIM, 7.0, dtype=np.float32)
+    cache.put_many({local_key: local_vector})
+    server = FakeServer()
+    outcome, = _embedder(server, cache=cache).embed(paths[:1])
+    # a vector cached by the local engine is not used: the image is sent
+    assert len(server.posts()) == 1
+    assert not np.array_equal(outcome.vector, local_vector)
+    # and the server's vector does not replace the local one
+    np.testing.assert_array_equal(cache.get_many([local_key])[local_key],
+                                  local_vector)
 
 
 def test_images_are_resized_jpegs(image_files):

@@ -90,7 +90,8 @@ PRAGMA user_version = {_SCHEMA_VERSION};
 """
 
 
-def cache_key(content_hash: str, spec, *, exact: bool) -> str:
+def cache_key(content_hash: str, spec, *, exact: bool,
+              remote: bool = False) -> str:
     """Key of one image's vector for one embedder.
 
     Parameters
@@ -103,8 +104,14 @@ def cache_key(content_hash: str, spec, *, exact: bool) -> str:
     exact
         Whether the image was decoded in full (exact path) or with JPEG
         draft scaling (fast path); the two give slightly different vectors.
+    remote
+        Whether the vector came from an embedding server, which embeds the
+        image re-encoded as a JPEG and so gives slightly different vectors
+        than the local engine.  Local keys are as they have always been.
     """
     path = "exact" if exact else "fast"
+    if remote:
+        path = f"remote-{path}"
     return f"{spec.key}/{spec.preprocessing_version}/{path}/{content_hash}"
 
 

@@ -13,10 +13,8 @@ decoded or in flight at any time, whatever the number of images.
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -25,28 +23,28 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass
 
 import numpy as np
 
-from orangecontrib.imageanalytics import images
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     cache_key,
 )
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
-    EmbeddingCancelled,
     EmbeddingError,
 )
-from orangecontrib.imageanalytics.embedders.inputs import (
-    content_hash,
-    prepare_input,
-)
+from orangecontrib.imageanalytics.embedders.inputs import prepare_input
 from orangecontrib.imageanalytics.embedders.preprocess import to_model_input
 from orangecontrib.imageanalytics.embedders.registry import (
     EmbedderSpec,
     get_embedder,
+)
+from orangecontrib.imageanalytics.embedders.run_state import (
+    EmbedOutcome,
+    Prepared,
+    RunState,
+    prepare_source,
 )
 
 __all__ = [
@@ -56,28 +54,13 @@ __all__ = [
     "available_cores",
 ]
 
-log = logging.getLogger(__name__)
-
 #: Images per forward pass.  Larger batches gain nothing on a CPU (measured
 #: 8 to 32) and delay results, commits and cancellation.
 DEFAULT_BATCH_SIZE = 8
 # how often the calling thread looks at should_stop while it waits (seconds)
 _POLL = 0.05
-# least time between two progress reports (seconds)
-_PROGRESS_INTERVAL = 0.1
 
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass
-class EmbedOutcome:
-    """What became of one image: its vector, or the reason there is none."""
-    vector: np.ndarray | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.vector is not None
 
 
 def available_cores() -> int:
@@ -86,16 +69,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-@dataclass
-class _Prepared:
-    """A worker's result for one image."""
-    index: int
-    key: str | None = None
-    vector: np.ndarray | None = None   # found in the cache
-    pixels: np.ndarray | None = None   # decoded and resized, to embed
-    error: str | None = None
 
 
 class LocalEmbedder:
@@ -235,37 +208,17 @@ class LocalEmbedder:
 
     # --- worker side ----------------------------------------------------
     def _prepare(self, index: int, source: str | None,
-                 stop: threading.Event) -> _Prepared:
-        """Read, hash, look up, and (on a miss) decode one image."""
-        result = _Prepared(index)
-        if stop.is_set():
-            result.error = "cancelled"
-            return result
-        if not source or not isinstance(source, str):
-            result.error = "no image path or URL"
-            return result
-        try:
-            data = images.read_source(source)
-            result.key = cache_key(content_hash(data), self.spec,
-                                   exact=self.exact)
-            if self.cache is not None:
-                vector = self.cache.get_many([result.key]).get(result.key)
-                if vector is not None and vector.size == self.spec.dimension:
-                    result.vector = vector
-                    return result
-            if stop.is_set():
-                result.error = "cancelled"
-                return result
-            result.pixels = prepare_input(
-                data, self.spec, exact=self.exact, max_pixels=self.max_pixels)
-        except images.ImageLoadError as exc:
-            result.error = exc.reason
-        except MemoryError:
-            result.error = "not enough memory to decode the image"
-        except Exception as exc:  # a bad file must never stop the run
-            log.debug("Cannot embed %s", source, exc_info=True)
-            result.error = f"cannot read image ({type(exc).__name__}: {exc})"
-        return result
+                 stop: threading.Event) -> Prepared:
+        """Read, hash, look up, and (on a miss) decode one image; the
+        payload is the decoded and resized pixels."""
+        return prepare_source(
+            index, source, stop, cache=self.cache,
+            key_of=lambda digest: cache_key(digest, self.spec,
+                                            exact=self.exact),
+            make=lambda data: prepare_input(
+                data, self.spec, exact=self.exact,
+                max_pixels=self.max_pixels),
+            dimension=self.spec.dimension)
 
     # --- calling thread ---------------------------------------------------
     def embed(self, sources: Sequence[str | None], *,
@@ -303,60 +256,27 @@ class LocalEmbedder:
         return _Run(self, list(sources), progress, should_stop).run()
 
 
-class _Run:
+class _Run(RunState):
     """State of one :meth:`LocalEmbedder.embed` call."""
 
     def __init__(self, embedder: LocalEmbedder, sources: list,
                  progress, should_stop):
+        super().__init__(sources, progress, should_stop)
         self.embedder = embedder
-        self.sources = sources
-        self.total = len(sources)
-        self.outcomes: list[EmbedOutcome | None] = [None] * self.total
-        self.done = 0
-        self.progress = progress
-        self.should_stop = should_stop
-        self.stop = threading.Event()
-        self.last_report = 0.0
         # images decoded and waiting for the model, unique by cache key
         self.batch_keys: list[str] = []
         self.batch_pixels: list[np.ndarray] = []
-        self.waiting: dict[str, list[int]] = {}   # key -> indices
-        self.computed: dict[str, np.ndarray] = {}  # in this run
 
-    def check_stop(self) -> None:
-        if self.should_stop is not None and self.should_stop():
-            self.stop.set()
-            raise EmbeddingCancelled("embedding was cancelled")
-
-    def report(self, force: bool = False) -> None:
-        if self.progress is None:
-            return
-        now = time.monotonic()
-        if force or now - self.last_report >= _PROGRESS_INTERVAL:
-            self.last_report = now
-            self.progress(self.done, self.total)
-
-    def finish(self, index: int, outcome: EmbedOutcome) -> None:
-        self.outcomes[index] = outcome
-        self.done += 1
-
-    def accept(self, prepared: _Prepared) -> None:
-        index, key = prepared.index, prepared.key
-        if prepared.error is not None:
-            self.finish(index, EmbedOutcome(None, prepared.error))
-        elif prepared.vector is not None:
-            self.finish(index, EmbedOutcome(prepared.vector))
-        elif key in self.computed:   # the same file twice
-            self.finish(index, EmbedOutcome(self.computed[key]))
-        elif key in self.waiting:
-            self.waiting[key].append(index)
-        else:
-            if not self.computed and not self.waiting:
-                # the first image to embed: start loading the model
-                self.embedder._runner_future()
-            self.waiting[key] = [index]
-            self.batch_keys.append(key)
-            self.batch_pixels.append(prepared.pixels)
+    def accept(self, prepared: Prepared) -> bool:
+        first = not self.computed and not self.waiting
+        if not super().accept(prepared):
+            return False
+        if first:
+            # the first image to embed: start loading the model
+            self.embedder._runner_future()
+        self.batch_keys.append(prepared.key)
+        self.batch_pixels.append(prepared.payload)
+        return True
 
     def runner(self) -> Runner:
         future = self.embedder._runner_future()
@@ -375,13 +295,7 @@ class _Run:
     def complete(self, keys: list[str],
                  vectors: list[np.ndarray | None]) -> None:
         for key, vector in zip(keys, vectors):
-            if vector is not None:
-                self.computed[key] = vector
-                outcome = EmbedOutcome(vector)
-            else:
-                outcome = EmbedOutcome(None, "the model gave invalid values")
-            for index in self.waiting.pop(key):
-                self.finish(index, outcome)
+            self.settle(key, vector, "the model gave invalid values")
 
     def run(self) -> list[EmbedOutcome]:
         embedder = self.embedder

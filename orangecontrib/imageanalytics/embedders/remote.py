@@ -15,32 +15,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
-import numpy as np
 from PIL import Image
 
-from orangecontrib.imageanalytics import images
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     cache_key,
 )
-from orangecontrib.imageanalytics.embedders.errors import EmbeddingCancelled
-from orangecontrib.imageanalytics.embedders.inputs import (
-    content_hash,
-    prepare_input,
-)
-from orangecontrib.imageanalytics.embedders.local import (
-    EmbedOutcome,
-    available_cores,
-)
+from orangecontrib.imageanalytics.embedders.inputs import prepare_input
+from orangecontrib.imageanalytics.embedders.local import available_cores
 from orangecontrib.imageanalytics.embedders.registry import (
     EmbedderSpec,
     get_embedder,
@@ -49,6 +37,12 @@ from orangecontrib.imageanalytics.embedders.remote_session import (
     Result,
     ServerInfo,
     ServerSession,
+)
+from orangecontrib.imageanalytics.embedders.run_state import (
+    EmbedOutcome,
+    Prepared,
+    RunState,
+    prepare_source,
 )
 from orangecontrib.imageanalytics.server import protocol as wire
 
@@ -62,8 +56,6 @@ __all__ = [
     "default_server_url",
 ]
 
-log = logging.getLogger(__name__)
-
 SERVER_URL_ENV = "ORANGE_EMBEDDING_API_URL"
 API_KEY_ENV = "ORANGE_EMBEDDING_API_KEY"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
@@ -72,21 +64,11 @@ JPEG_QUALITY = 75
 
 # how often the loop looks at should_stop (seconds)
 _POLL = 0.1
-_PROGRESS_INTERVAL = 0.1
 
 
 def default_server_url() -> str:
     """``$ORANGE_EMBEDDING_API_URL``, else the server on this computer."""
     return os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL
-
-
-@dataclass
-class _Prepared:
-    index: int
-    key: str | None = None
-    vector: np.ndarray | None = None   # from the cache
-    jpeg: bytes | None = None          # to send
-    error: str | None = None
 
 
 class RemoteEmbedder:
@@ -224,102 +206,39 @@ class RemoteEmbedder:
             transport=self.transport)
 
     def _prepare(self, index: int, source: str | None, spec: EmbedderSpec,
-                 stop: threading.Event) -> _Prepared:
-        """Read, hash, look up and (on a miss) resize and encode one image."""
-        result = _Prepared(index)
-        if stop.is_set():
-            result.error = "cancelled"
-            return result
-        if not source or not isinstance(source, str):
-            result.error = "no image path or URL"
-            return result
-        try:
-            data = images.read_source(source)
-            result.key = cache_key(content_hash(data), self.spec, exact=False)
-            if self.cache is not None:
-                vector = self.cache.get_many([result.key]).get(result.key)
-                if vector is not None:
-                    result.vector = vector
-                    return result
-            if stop.is_set():
-                result.error = "cancelled"
-                return result
+                 stop: threading.Event) -> Prepared:
+        """Read, hash, look up and (on a miss) resize and encode one image;
+        the payload is the JPEG to send."""
+        def encode(data: bytes) -> bytes:
             pixels = prepare_input(data, spec, max_pixels=self.max_pixels)
             buffer = io.BytesIO()
             Image.fromarray(pixels).save(buffer, "JPEG", quality=JPEG_QUALITY)
-            result.jpeg = buffer.getvalue()
-        except images.ImageLoadError as error:
-            result.error = error.reason
-        except MemoryError:
-            result.error = "not enough memory to decode the image"
-        except Exception as error:
-            log.debug("cannot prepare %s", source, exc_info=True)
-            result.error = f"cannot read image ({type(error).__name__}: " \
-                           f"{error})"
-        return result
+            return buffer.getvalue()
+
+        # the server embeds a re-encoded JPEG, not the decoded pixels: its
+        # vectors are not the local engine's and are cached apart
+        return prepare_source(
+            index, source, stop, cache=self.cache,
+            key_of=lambda digest: cache_key(digest, self.spec, exact=False,
+                                            remote=True),
+            make=encode)
 
 
-class _Run:
+class _Run(RunState):
     """State of one :meth:`RemoteEmbedder.embed` call."""
 
     def __init__(self, embedder: RemoteEmbedder, sources: list,
                  progress, should_stop) -> None:
+        super().__init__(sources, progress, should_stop)
         self.embedder = embedder
-        self.sources = sources
-        self.total = len(sources)
-        self.outcomes: list[EmbedOutcome | None] = [None] * self.total
-        self.done = 0
-        self.progress = progress
-        self.should_stop = should_stop
-        self.stop = threading.Event()
-        self.last_report = 0.0
-        self.waiting: dict[str, list[int]] = {}
-        self.received: dict[str, np.ndarray] = {}
-
-    # --- bookkeeping --------------------------------------------------------
-
-    def check_stop(self) -> None:
-        if self.should_stop is not None and self.should_stop():
-            self.stop.set()
-            raise EmbeddingCancelled("embedding was cancelled")
-
-    def report(self, force: bool = False) -> None:
-        if self.progress is None:
-            return
-        now = time.monotonic()
-        if force or now - self.last_report >= _PROGRESS_INTERVAL:
-            self.last_report = now
-            self.progress(self.done, self.total)
-
-    def finish(self, index: int, outcome: EmbedOutcome) -> None:
-        self.outcomes[index] = outcome
-        self.done += 1
-
-    def accept(self, prepared: _Prepared, queue: list) -> None:
-        if prepared.error is not None:
-            self.finish(prepared.index, EmbedOutcome(None, prepared.error))
-        elif prepared.vector is not None:
-            self.finish(prepared.index, EmbedOutcome(prepared.vector))
-        elif prepared.key in self.received:   # the same file twice
-            self.finish(prepared.index,
-                        EmbedOutcome(self.received[prepared.key]))
-        elif prepared.key in self.waiting:
-            self.waiting[prepared.key].append(prepared.index)
-        else:
-            self.waiting[prepared.key] = [prepared.index]
-            queue.append((prepared.key, prepared.jpeg))
 
     def deliver(self, keys: Sequence[str], results: Sequence[Result]
                 ) -> None:
         new = {}
         for key, (vector, error) in zip(keys, results):
+            self.settle(key, vector, error)
             if vector is not None:
-                new[key] = self.received[key] = vector
-                outcome = EmbedOutcome(vector)
-            else:
-                outcome = EmbedOutcome(None, error)
-            for index in self.waiting.pop(key):
-                self.finish(index, outcome)
+                new[key] = vector
         # written as replies arrive: a broken run keeps what it received
         if self.embedder.cache is not None and new:
             self.embedder.cache.put_many(new)
@@ -372,7 +291,9 @@ class _Run:
                 for future in finished:
                     if future in preparing:
                         preparing.discard(future)
-                        self.accept(future.result(), queue)
+                        prepared = future.result()
+                        if self.accept(prepared):
+                            queue.append((prepared.key, prepared.payload))
                     else:
                         sending.discard(future)
                         self.deliver(*future.result())
