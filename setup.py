@@ -38,6 +38,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # SVG images are drawn with cairosvg (needs the cairo system library)
     "svg": ["cairosvg>=2.5"],
+    # a busy embedding server: C HTTP parser and event loop, fast JSON
+    "server": ["uvicorn[standard]>=0.29", "orjson>=3.9"],
     "test": [
         "cairosvg>=2.5",
         "pytest>=7",
