@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeRunner
 from Orange.data import Table
 from PIL import Image
 
@@ -12,15 +13,6 @@ from orangecontrib.imageanalytics.embedders import engines
 from orangecontrib.imageanalytics.embedders.cache import CACHE_DIR_ENV
 
 DIM = 1000
-
-
-class FakeRunner:
-    dimension = DIM
-
-    def __call__(self, batch):
-        flat = batch.reshape(len(batch), -1)[:, :DIM * 150]
-        return flat.reshape(len(batch), DIM, -1).mean(axis=2) \
-            .astype(np.float32)
 
 
 @pytest.fixture(autouse=True)

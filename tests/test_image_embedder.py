@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeRunner
 from Orange.data import (
     ContinuousVariable,
     DiscreteVariable,
@@ -32,19 +33,6 @@ DIM = 1000
 
 class MyTable(Table):
     """A Table subclass, as add-ons define them; it must survive."""
-
-
-class FakeRunner:
-    dimension = DIM
-
-    def __init__(self):
-        self.n_images = 0
-
-    def __call__(self, batch):
-        self.n_images += len(batch)
-        flat = batch.reshape(len(batch), -1)[:, :DIM * 150]
-        return flat.reshape(len(batch), DIM, -1).mean(axis=2) \
-            .astype(np.float32)
 
 
 @pytest.fixture(autouse=True)

@@ -4,12 +4,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeRunner
 from PIL import Image
 
 from orangecontrib.imageanalytics import images
@@ -31,34 +31,6 @@ SPEC = get_embedder("squeezenet")
 SEED_PHOTOS = Path(os.environ.get(
     "IMAGEANALYTICS_SEED_PHOTOS",
     Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-photos"))
-
-
-class FakeRunner:
-    """A deterministic stand-in for the model, independent of batching.
-
-    Every output depends on the whole image (block means), so different
-    images give different vectors, and it is cheap.
-    """
-    dimension = SPEC.dimension
-
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        self.batches = []
-        self.lock = threading.Lock()
-
-    @property
-    def n_images(self) -> int:
-        return sum(self.batches)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with self.lock:
-            self.batches.append(len(batch))
-        if self.delay:
-            time.sleep(self.delay)
-        flat = batch.reshape(len(batch), -1)
-        n = flat.shape[1] // self.dimension * self.dimension
-        return flat[:, :n].reshape(len(batch), self.dimension, -1) \
-            .mean(axis=2, dtype=np.float64).astype(np.float32)
 
 
 def photo_like(width: int, height: int, seed: int) -> Image.Image:
