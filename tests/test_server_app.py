@@ -313,6 +313,64 @@ def test_slow_upload_times_out():
     assert "embedding" not in reply.json()
 
 
+def test_buffered_bodies_are_bounded_over_all_requests(client):
+    """Bodies being read count against one byte budget for the whole
+    server, whatever the number of requests: a full budget gives 503."""
+    budget = client.app.state.server.buffered
+    taken = budget.limit
+    assert budget.try_acquire(taken)
+    try:
+        data = model_input_jpeg("squeezenet")
+        for reply in (client.post("/image/squeezenet", content=data),
+                      _batch(client, "squeezenet", [data])):
+            assert reply.status_code == 503
+            assert int(reply.headers["Retry-After"]) >= 1
+            assert reply.json()["code"] == "overloaded"
+            assert "embedding" not in reply.json()
+    finally:
+        budget.release(taken)
+    assert client.post("/image/squeezenet", content=data).status_code == 200
+    assert budget.count == 0
+
+
+def test_slow_upload_holds_no_queue_slot():
+    """A client that uploads slowly must not take a slot of the bounded
+    queue while it uploads: others are served meanwhile."""
+    import asyncio
+
+    import httpx
+
+    config = ServerConfig(device="cpu", models=("squeezenet",), max_queue=1,
+                          request_timeout=10.0)
+    app = create_app(config)
+    data = model_input_jpeg("squeezenet")
+
+    async def main():
+        uploading = asyncio.Event()
+
+        async def slow():
+            yield data[:10]
+            uploading.set()
+            await asyncio.sleep(1.0)
+            yield data[10:]
+
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport,
+                                         base_url="http://test") as http:
+                slow_reply = asyncio.ensure_future(
+                    http.post("/image/squeezenet", content=slow()))
+                await asyncio.wait_for(uploading.wait(), 5)
+                await asyncio.sleep(0.05)
+                quick = await asyncio.wait_for(
+                    http.post("/image/squeezenet", content=data), 5)
+                return quick, await asyncio.wait_for(slow_reply, 10)
+
+    quick, slow_reply = asyncio.run(main())
+    assert quick.status_code == 200, quick.text
+    assert slow_reply.status_code == 200, slow_reply.text
+
+
 def test_concurrent_requests_share_batches(client):
     from concurrent.futures import ThreadPoolExecutor
     batcher = client.app.state.server.batchers["squeezenet"]

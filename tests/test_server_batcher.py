@@ -160,3 +160,34 @@ def test_batch_buckets():
                                   224, 256]
     assert batch_buckets(20) == [1, 2, 4, 8, 16, 20]
     assert batch_buckets(1) == [1]
+
+
+class WrongRowsModel(FakeModel):
+    """A model whose forward pass returns one row too few for a batch that
+    holds the item "short": launching succeeds, collecting cannot fit."""
+
+    def launch(self, items):
+        pending = super().launch(items)
+        if "short" in items:
+            vectors, errors = pending.result()
+            return Pending(vectors[:-1], errors)
+        return pending
+
+
+def test_bad_result_fails_its_jobs_and_the_thread_survives():
+    model = WrongRowsModel(max_batch=4)
+    batcher = Batcher(model, max_batch=4, max_wait_ms=1)
+    batcher.start()
+
+    async def main():
+        with pytest.raises(ModelFailed):
+            await asyncio.wait_for(batcher.embed([1, "short", 2]), 5)
+        # the inference thread still runs: later jobs are answered
+        return await asyncio.wait_for(batcher.embed([7, 8]), 5)
+
+    try:
+        vectors, errors = _run(main())
+    finally:
+        batcher.stop()
+    np.testing.assert_array_equal(vectors[:, 0], [7, 8])
+    assert errors == {}

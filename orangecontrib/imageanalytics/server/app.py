@@ -109,6 +109,10 @@ class ServerState:
         self.unavailable: dict[str, str] = {}
         self.batchers: dict[str, Batcher] = {}
         self.admission: dict[str, AdmissionCounter] = {}
+        # bytes of request bodies held, over all requests and models: the
+        # per-model queue counts images, not bytes, so without this budget
+        # memory would grow with the number of concurrent uploads
+        self.buffered = AdmissionCounter(config.resolved_max_buffered_bytes())
         self.pool: ThreadPoolExecutor | None = None
         self.threads = config.resolved_decode_threads()
 
@@ -207,7 +211,10 @@ def _prepare_chunk(model: ServedModel, datas: Sequence[bytes]
     return out
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, budget: AdmissionCounter,
+                     held: list[int]) -> bytes:
+    """Read the body, at most ``limit`` bytes; each chunk is taken from
+    ``budget`` (and added to ``held[0]``, which the caller releases)."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -220,11 +227,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
                 skip=True)
     body = bytearray()
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        if len(body) + len(chunk) > limit:
             raise _RequestError(413, "too_large",
                                 f"the body exceeds the limit of {limit} bytes",
                                 skip=True)
+        if chunk:
+            if not budget.try_acquire(len(chunk)):
+                raise _RequestError(
+                    503, "overloaded",
+                    "the server is busy receiving other requests; try again "
+                    "later", headers={"Retry-After": "1"})
+            held[0] += len(chunk)
+            body += chunk
     return bytes(body)
 
 
@@ -253,49 +267,67 @@ async def _embed_items(state: ServerState, key: str, model: ServedModel,
     return vectors, errors
 
 
-async def _admitted(request: Request, n_hint: int, handler):
-    """Admission, timeout and error replies around a request handler."""
+async def _embed_admitted(state: ServerState, key: str, model: ServedModel,
+                          datas: Sequence[bytes]
+                          ) -> tuple[np.ndarray, dict[int, str]]:
+    """:func:`_embed_items` within the model's bounded queue.
+
+    Admission comes after the body has been read, so a client that uploads
+    slowly holds no place in the queue (its bytes count against
+    ``state.buffered`` instead); it comes before decoding, so an overloaded
+    server refuses work before spending CPU on it.
+    """
+    counter = state.admission[key]
+    if not counter.try_acquire(len(datas)):
+        raise _RequestError(
+            503, "overloaded", "the server is busy; try again later",
+            headers={"Retry-After": str(state.retry_after(key))})
+    try:
+        return await _embed_items(state, key, model, datas)
+    finally:
+        counter.release(len(datas))
+
+
+async def _admitted(request: Request, handler):
+    """Body reading, timeout and error replies around a request handler."""
     state: ServerState = request.app.state.server
     key = request.path_params["model"]
+    held = [0]   # bytes of the body taken from state.buffered
 
     async def run():
         model = state.model_for(key)
-        counter = state.admission[key]
-        if not counter.try_acquire(n_hint):
-            raise _RequestError(
-                503, "overloaded",
-                "the server is busy; try again later",
-                headers={"Retry-After": str(state.retry_after(key))})
-        try:
-            return await handler(state, key, model)
-        finally:
-            counter.release(n_hint)
+        body = await _read_body(request, state.config.max_body_bytes,
+                                state.buffered, held)
+        return await handler(state, key, model, body)
 
     try:
         return await asyncio.wait_for(run(), state.config.request_timeout)
     except _RequestError as error:
         return error.response()
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - 3.10
         return _RequestError(
             504, "timeout",
             f"the request took longer than {state.config.request_timeout:g} s"
         ).response()
+    finally:
+        if held[0]:
+            state.buffered.release(held[0])
 
 
 async def orange_embed(request: Request) -> Response:
     """Orange's protocol: one image in, ``{"embedding": [...]}`` out."""
-    async def handle(state: ServerState, key: str, model: ServedModel):
-        data = await _read_body(request, state.config.max_body_bytes)
+    async def handle(state: ServerState, key: str, model: ServedModel,
+                     data: bytes):
         if not data:
             raise _RequestError(400, "empty", "the request has no image",
                                 skip=True)
-        vectors, errors = await _embed_items(state, key, model, [data])
+        vectors, errors = await _embed_admitted(state, key, model, [data])
         if errors:
             raise _RequestError(422, "bad_image", errors[0], skip=True)
         return Response(_dump_embedding(vectors[0]),
                         media_type="application/json")
 
-    return await _admitted(request, 1, handle)
+    return await _admitted(request, handle)
 
 
 async def batch_embed(request: Request) -> Response:
@@ -305,35 +337,20 @@ async def batch_embed(request: Request) -> Response:
         return _RequestError(
             400, "bad_request",
             f"dtype must be one of {', '.join(protocol.DTYPES)}").response()
-    # the image count is only known from the body; admit by a typical
-    # request's size and re-check with the real count below
-    hint = 1
-
-    async def handle(state: ServerState, key: str, model: ServedModel):
-        config = state.config
-        body = await _read_body(request, config.max_body_bytes)
+    async def handle(state: ServerState, key: str, model: ServedModel,
+                     body: bytes):
         try:
             datas = protocol.decode_image_batch(
-                body, max_images=config.max_images_per_request)
+                body, max_images=state.config.max_images_per_request)
         except protocol.ProtocolError as error:
             raise _RequestError(400, "bad_request", str(error)) from error
-        extra = len(datas) - hint
-        counter = state.admission[key]
-        if extra > 0 and not counter.try_acquire(extra):
-            raise _RequestError(
-                503, "overloaded", "the server is busy; try again later",
-                headers={"Retry-After": str(state.retry_after(key))})
-        try:
-            vectors, errors = await _embed_items(state, key, model, datas)
-        finally:
-            if extra > 0:
-                counter.release(extra)
+        vectors, errors = await _embed_admitted(state, key, model, datas)
         return Response(
             protocol.encode_embeddings(vectors, errors, model=key,
                                        dtype=dtype),
             media_type=protocol.RESPONSE_TYPE)
 
-    return await _admitted(request, hint, handle)
+    return await _admitted(request, handle)
 
 
 async def list_models(request: Request) -> Response:

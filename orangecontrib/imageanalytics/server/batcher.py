@@ -66,6 +66,16 @@ def _reject(future: asyncio.Future, error: BaseException) -> None:
         future.set_exception(error)
 
 
+def _notify(job: _Job, callback, value) -> None:
+    """Hand a result to the job's event loop from the inference thread; a
+    loop that has closed meanwhile has nobody waiting, and must not end the
+    thread."""
+    try:
+        job.loop.call_soon_threadsafe(callback, job.future, value)
+    except RuntimeError:
+        log.debug("the loop of a job has closed", exc_info=True)
+
+
 class Batcher:
     """Queue and inference thread of one model.
 
@@ -107,8 +117,7 @@ class Batcher:
             self._queued = 0
             self._cond.notify_all()
         for job in jobs:
-            job.loop.call_soon_threadsafe(
-                _reject, job.future, BatcherStopped("the server is stopping"))
+            _notify(job, _reject, BatcherStopped("the server is stopping"))
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -200,7 +209,14 @@ class Batcher:
                                   self.model.spec.key)
                     self._fail(slices, error)
             if in_flight is not None:
-                self._finish(*in_flight)
+                try:
+                    self._finish(*in_flight)
+                except Exception as error:
+                    # whatever went wrong fails these jobs only: the thread
+                    # must live on, or every later request would hang
+                    log.exception("collecting a batch of %s failed",
+                                  self.model.spec.key)
+                    self._fail(in_flight[0], error)
             in_flight = launched
             if in_flight is None and self._stopping:
                 return
@@ -208,7 +224,7 @@ class Batcher:
     def _fail(self, slices, error: BaseException) -> None:
         failure = ModelFailed(f"the model failed: {error}")
         for job, _, _ in slices:
-            job.loop.call_soon_threadsafe(_reject, job.future, failure)
+            _notify(job, _reject, failure)
 
     def _finish(self, slices, pending: Pending, started: float) -> None:
         try:
@@ -217,6 +233,11 @@ class Batcher:
             log.exception("forward pass of %s failed", self.model.spec.key)
             self._fail(slices, error)
             return
+        rows = sum(stop - start for _, start, stop in slices)
+        if vectors.ndim != 2 or len(vectors) != rows:
+            raise ModelFailed(
+                f"the model returned an output of shape {vectors.shape} for "
+                f"{rows} images")
         elapsed = time.perf_counter() - started
         count = len(vectors)
         if elapsed > 0 and count:
@@ -238,8 +259,7 @@ class Batcher:
             row += stop - start
             job.remaining -= stop - start
             if job.remaining == 0:
-                job.loop.call_soon_threadsafe(
-                    _resolve, job.future, (job.out, job.errors))
+                _notify(job, _resolve, (job.out, job.errors))
 
 
 class AdmissionCounter:

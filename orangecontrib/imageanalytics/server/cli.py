@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="images admitted per model before replying 503 (default: 2048)")
     add("--max-body-mb", type=float, default=64,
         help="largest request body in MiB (default: 64)")
+    add("--max-buffered-mb", type=float, default=None,
+        help="request bodies held at once, over all requests, in MiB; "
+             "beyond that, 503 (default: 1024, at least 4 bodies)")
     add("--max-images-per-request", type=int, default=1024,
         help="most images in one batch request (default: 1024)")
     add("--max-pixels", type=int, default=40_000_000,
@@ -98,6 +101,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_buffered_bytes=None if args.max_buffered_mb is None
+        else int(args.max_buffered_mb * 1024 * 1024),
         max_images_per_request=args.max_images_per_request,
         max_pixels=args.max_pixels, request_timeout=args.timeout,
         decode_threads=args.decode_threads, precision=args.precision,

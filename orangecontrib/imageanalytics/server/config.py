@@ -119,6 +119,10 @@ class ServerConfig:
         new requests get 503.
     max_body_bytes, max_images_per_request, max_pixels
         Limits on one request and one image.
+    max_buffered_bytes
+        Bytes of request bodies held at once, over all requests; beyond it
+        new requests get 503.  ``None``: 1 GiB, or four bodies of
+        ``max_body_bytes`` if that is more.
     request_timeout
         Seconds from the request's arrival to the reply, body upload
         included; longer requests get 504.
@@ -153,6 +157,7 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     max_images_per_request: int = 1024
     max_pixels: int = 40_000_000
+    max_buffered_bytes: int | None = None
     request_timeout: float = 120.0
     decode_threads: int | None = None
     precision: str = "auto"
@@ -173,6 +178,11 @@ class ServerConfig:
         if self.max_batch is not None:
             return max(1, int(self.max_batch))
         return 256 if self.resolved_device().startswith("cuda") else 32
+
+    def resolved_max_buffered_bytes(self) -> int:
+        if self.max_buffered_bytes is not None:
+            return max(1, int(self.max_buffered_bytes))
+        return max(1 << 30, 4 * self.max_body_bytes)
 
     def resolved_decode_threads(self) -> int:
         if self.decode_threads:
