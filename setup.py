@@ -36,12 +36,13 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # SVG images are drawn with cairosvg (needs the cairo system library)
-    "svg": ["cairosvg>=2.5"],
+    # SVG images are drawn with cairosvg (needs the cairo system library);
+    # 2.7 stopped fetching external resources by default
+    "svg": ["cairosvg>=2.7"],
     # a busy embedding server: C HTTP parser and event loop, fast JSON
     "server": ["uvicorn[standard]>=0.29", "orjson>=3.9"],
     "test": [
-        "cairosvg>=2.5",
+        "cairosvg>=2.7",
         "pytest>=7",
         "pytest-timeout>=2",
         # renders the widget help pages (scripts/build_help.py)

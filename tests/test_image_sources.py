@@ -178,6 +178,23 @@ def test_http_ok_and_cached(server, tmp_path):
     assert hits["/ok.png"] == 2
 
 
+def test_clear_http_cache_deletes_only_downloads(server, tmp_path):
+    # the cache folder may be set to a folder that holds the user's files
+    base, hits = server
+    folder = tmp_path / "mine"
+    (folder / "ab").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "ab" / "keep.jpg").write_bytes(b"mine")
+    images.set_http_cache_dir(str(folder))
+    assert read_source(base + "/ok.png") == _Handler.body
+    images.clear_http_cache()
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / "ab" / "keep.jpg").read_bytes() == b"mine"
+    # the download itself is gone
+    assert read_source(base + "/ok.png") == _Handler.body
+    assert hits["/ok.png"] == 2
+
+
 def test_http_relative_to_url_origin(server):
     base, hits = server
     assert load_image("cats/a.png", origin=base + "/images").error is None
@@ -242,3 +259,17 @@ def test_http_cache_dir_env(monkeypatch, tmp_path):
     assert images.http_cache_dir().endswith("http")
 
 
+
+
+@pytest.mark.parametrize("value, origin", [
+    ("http://[::1/a.png", None),          # a broken URL in the column
+    ("a.png", "http://[::1/photos/"),     # a broken origin
+])
+def test_malformed_url_has_a_reason(value, origin):
+    # resolving never raises (callers resolve whole columns at once) ...
+    source = resolve_source(value, origin)
+    assert isinstance(source, str)
+    # ... and reading says what is wrong
+    with pytest.raises(ImageLoadError, match="^invalid URL$"):
+        read_source(source)
+    assert load_image(value, origin=origin).error == "invalid URL"

@@ -1,5 +1,6 @@
 """Tests for scanning a folder of images into a table."""
 import os
+import time
 from unittest import mock
 
 import numpy as np
@@ -277,3 +278,76 @@ def test_run_reports_progress_to_task_state(photos):
 def test_run_cancelled_by_task_state(photos):
     with pytest.raises(ImportCancelled):
         run(str(photos), FakeState(stop_after=0))
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_cancel_while_reading_headers_stops_within_a_second(
+        tmp_path, monkeypatch, workers):
+    # slow storage: each header read takes a while, chunks hold many files
+    from orangecontrib.imageanalytics import import_images as module
+    from orangecontrib.imageanalytics.images import ImageInfo
+
+    for i in range(600):
+        (tmp_path / f"{i:03d}.jpg").write_bytes(b"x")
+    stop_at = []
+
+    def slow_info(path, **_kwargs):
+        time.sleep(0.02)
+        if not stop_at:
+            stop_at.append(time.monotonic())
+        return ImageInfo(1, 1, "JPEG")
+
+    monkeypatch.setattr(module, "read_image_info", slow_info)
+    with pytest.raises(ImportCancelled):
+        import_images(tmp_path, workers=workers,
+                      should_stop=lambda: bool(stop_at))
+    assert time.monotonic() - stop_at[0] < 1
+
+
+def test_cancel_while_listing_a_large_folder(tmp_path, monkeypatch):
+    from orangecontrib.imageanalytics import import_images as module
+
+    for i in range(3000):
+        (tmp_path / f"{i:04d}.jpg").write_bytes(b"x")
+    real_is_hidden = module._is_hidden
+    stop_at = []
+
+    def slow_is_hidden(entry):
+        time.sleep(0.001)  # a slow network share
+        if not stop_at:
+            stop_at.append(time.monotonic())
+        return real_is_hidden(entry)
+
+    monkeypatch.setattr(module, "_is_hidden", slow_is_hidden)
+    with pytest.raises(ImportCancelled):
+        import_images(tmp_path, should_stop=lambda: bool(stop_at))
+    assert time.monotonic() - stop_at[0] < 1
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_real_folder_wins_over_a_link_to_it(tmp_path, monkeypatch, reverse):
+    # the table must not depend on the order in which the file system
+    # lists a folder: the real folder is walked, the link to it is not
+    from orangecontrib.imageanalytics import import_images as module
+
+    make_image(tmp_path / "zoo" / "lion.jpg")
+    make_image(tmp_path / "birds" / "owl.jpg")
+    _symlink(tmp_path / "zoo", tmp_path / "animals")
+    real_scandir = os.scandir
+
+    class Listing:
+        def __init__(self, path):
+            with real_scandir(path) as it:
+                self.entries = sorted(it, key=lambda e: e.name,
+                                      reverse=reverse)
+
+        def __enter__(self):
+            return iter(self.entries)
+
+        def __exit__(self, *_):
+            return False
+
+    monkeypatch.setattr(module.os, "scandir", Listing)
+    table = import_images(tmp_path).table
+    assert list(table.get_column("image")) == ["birds/owl.jpg", "zoo/lion.jpg"]
+    assert table.domain.class_var.values == ("birds", "zoo")

@@ -115,11 +115,16 @@ def resolve_source(value, origin: str | None) -> str | None:
         return expanded
     origin = str(origin).strip()
     if is_url(origin):
-        if urlparse(origin).scheme.lower() == "file":
-            return os.path.join(_file_url_to_path(origin), expanded)
         base = origin if origin.endswith("/") else origin + "/"
-        # "#" in a file name is not a fragment
-        return urljoin(base, value.replace("\\", "/").replace("#", "%23"))
+        relative = value.replace("\\", "/").replace("#", "%23")
+        try:
+            if urlparse(origin).scheme.lower() == "file":
+                return os.path.join(_file_url_to_path(origin), expanded)
+            # "#" in a file name is not a fragment
+            return urljoin(base, relative)
+        except ValueError:
+            # a malformed origin ("http://[::1"): read_source says so
+            return base + relative
     return os.path.join(os.path.expanduser(origin), expanded)
 
 
@@ -161,7 +166,10 @@ def read_source(source: str, *, timeout: float = 30.0,
         raise ImageLoadError("missing value")
     source = str(source)
     if is_url(source):
-        scheme = urlparse(source).scheme.lower()
+        try:
+            scheme = urlparse(source).scheme.lower()
+        except ValueError:  # e.g. "Invalid IPv6 URL"
+            raise ImageLoadError("invalid URL") from None
         if scheme == "file":
             return _read_file(_file_url_to_path(source), max_bytes)
         if scheme in ("http", "https"):
@@ -252,11 +260,49 @@ def http_cache_dir() -> str:
     return os.path.join(platformdirs.user_cache_dir("Orange3-ImageAnalytics"), "http")
 
 
-def clear_http_cache() -> None:
-    """Delete every downloaded image kept in the HTTP cache."""
-    import shutil
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
-    shutil.rmtree(http_cache_dir(), ignore_errors=True)
+
+def _is_cache_entry(shard: str, name: str) -> bool:
+    """Whether ``shard/name`` is a file that :func:`_cache_put` wrote."""
+    if name.startswith("tmp") and name.endswith(".part"):  # an unfinished one
+        return True
+    return len(name) == 64 and name.startswith(shard) and set(name) <= _HEX_DIGITS
+
+
+def clear_http_cache() -> None:
+    """Delete every downloaded image kept in the HTTP cache.
+
+    Only the cache's own files are removed (and its folders, once empty):
+    the cache folder may have been set to one that holds other files.
+    """
+    root = http_cache_dir()
+    try:
+        shards = os.listdir(root)
+    except OSError:
+        return
+    for shard in shards:
+        if len(shard) != 2 or not set(shard) <= _HEX_DIGITS:
+            continue
+        folder = os.path.join(root, shard)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if _is_cache_entry(shard, name):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(folder)  # only when nothing else is in it
+        except OSError:
+            pass
+    try:
+        os.rmdir(root)
+    except OSError:
+        pass
 
 
 def _cache_path(url: str) -> str:

@@ -30,6 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -74,6 +75,10 @@ CATEGORY = "category"
 # hand-offs rare while still overlapping slow (network, cold) storage.
 _CHUNK = 256
 _DEFAULT_WORKERS = 4
+# how often (in folder entries) a folder listing polls ``should_stop``, and
+# how long (in seconds) the calling thread waits on a worker between polls
+_STOP_POLL = 256
+_STOP_WAIT = 0.05
 
 # the constant exists everywhere, the attribute it tests only on Windows
 _FILE_ATTRIBUTE_HIDDEN = stat.FILE_ATTRIBUTE_HIDDEN if os.name == "nt" else 0
@@ -158,6 +163,16 @@ def _is_hidden(entry: os.DirEntry) -> bool:
     return False
 
 
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink() or entry.is_junction()
+    except (OSError, AttributeError):  # is_junction: Python 3.12+
+        try:
+            return entry.is_symlink()
+        except OSError:
+            return True
+
+
 def _sort_key(relpath: str) -> tuple[str, ...]:
     # by path components, so that "a/x" and "a b/x" sort as the folder tree
     return tuple(relpath.split("/"))
@@ -185,7 +200,10 @@ def _scan(folder: str, should_stop: Callable[[], bool]
                                    f"cannot read folder: {_os_reason(ex)}"))
             continue
         subdirs = []
-        for entry in entries:
+        for i, entry in enumerate(entries):
+            # a huge folder on slow storage must not delay a Cancel
+            if i % _STOP_POLL == _STOP_POLL - 1 and should_stop():
+                raise ImportCancelled
             if _is_hidden(entry):
                 continue
             name = entry.name
@@ -195,12 +213,7 @@ def _scan(folder: str, should_stop: Callable[[], bool]
             except OSError:
                 is_dir = False
             if is_dir:
-                real = os.path.realpath(entry.path)
-                # a link back up the tree (or to a folder seen already)
-                # would otherwise be walked forever or twice
-                if real not in visited:
-                    visited.add(real)
-                    subdirs.append((relpath, entry.path))
+                subdirs.append((_is_link(entry), relpath, entry.path))
                 continue
             if os.path.splitext(name)[1].lower() not in extensions:
                 n_ignored += 1
@@ -217,8 +230,18 @@ def _scan(folder: str, should_stop: Callable[[], bool]
                 skipped.append(Skipped(relpath, "not a regular file"))
                 continue
             candidates.append(_Candidate(relpath, entry.path, st.st_size))
+        # Real folders first, then by name: when a link and a real folder
+        # lead to the same place, the real one is walked, whatever order the
+        # file system lists them in. A link back up the tree (or to a folder
+        # seen already) would otherwise be walked forever or twice.
+        found = []
+        for _, relpath, path in sorted(subdirs):
+            real = os.path.realpath(path)
+            if real not in visited:
+                visited.add(real)
+                found.append((relpath, path))
         # reversed, so that the stack pops them in name order
-        stack.extend(sorted(subdirs, reverse=True))
+        stack.extend(sorted(found, reverse=True))
     candidates.sort(key=lambda c: _sort_key(c.relpath))
     return candidates, skipped, n_ignored
 
@@ -231,13 +254,16 @@ def _os_reason(ex: OSError) -> str:
     return ex.strerror or str(ex)
 
 
-def _read_sizes(chunk: list[_Candidate], stop: threading.Event
+def _read_sizes(chunk: list[_Candidate], halted: Callable[[], bool]
                 ) -> list[tuple[int, int] | str]:
-    """(width, height) or a reason, per file of the chunk."""
+    """(width, height) or a reason, per file of the chunk.
+
+    Fewer results than files means that `halted()` turned true.
+    """
     out: list[tuple[int, int] | str] = []
-    if stop.is_set():
-        return out
     for cand in chunk:
+        if halted():
+            break
         if cand.size == 0:
             out.append("empty file")
             continue
@@ -343,18 +369,31 @@ def import_images(
         for chunk in chunks:
             if should_stop():
                 raise ImportCancelled
-            results.extend(_read_sizes(chunk, stop))
+            sizes = _read_sizes(chunk, should_stop)
+            if len(sizes) < len(chunk):
+                raise ImportCancelled
+            results.extend(sizes)
             if progress is not None:
                 progress(len(results), total)
     else:
         with ThreadPoolExecutor(workers, "image-import") as executor:
-            futures = [executor.submit(_read_sizes, chunk, stop)
+            futures = [executor.submit(_read_sizes, chunk, stop.is_set)
                        for chunk in chunks]
             try:
-                for future in futures:
-                    if should_stop():
+                for chunk, future in zip(chunks, futures):
+                    # should_stop is polled here, in the calling thread;
+                    # the workers stop at their next file once told
+                    while True:
+                        if should_stop():
+                            raise ImportCancelled
+                        try:
+                            sizes = future.result(timeout=_STOP_WAIT)
+                        except FutureTimeout:
+                            continue
+                        break
+                    if len(sizes) < len(chunk):
                         raise ImportCancelled
-                    results.extend(future.result())
+                    results.extend(sizes)
                     if progress is not None:
                         progress(len(results), total)
             except BaseException:

@@ -244,6 +244,26 @@ class TestOWImportImages(WidgetTest):
         self.assertFalse(self.widget.Information.cancelled.is_shown())
         self.assertEqual(len(self.get_output(self.widget.Outputs.data)), 4)
 
+    def test_switch_to_missing_folder_while_importing(self):
+        def slow_run(folder, state):
+            while not state.is_interruption_requested():
+                time.sleep(0.005)
+            raise ImportCancelled
+
+        missing = os.path.join(self.tmp, "gone")
+        os.mkdir(missing)
+        self.import_folder(missing)
+        os.rmdir(missing)
+        with mock.patch.object(owimageimport, "run", slow_run):
+            self.widget.set_folder(self.photos)
+            self.assertTrue(self.widget.cancel_button.isEnabled())
+            # the missing folder is chosen in the combo: the scan stops
+            self.widget.folder_combo.activated[int].emit(1)
+        self.assertIsNone(self.widget.task)
+        self.assertTrue(self.widget.Error.missing_folder.is_shown())
+        # nothing runs, so there is nothing to cancel
+        self.assertFalse(self.widget.cancel_button.isEnabled())
+
     def test_settings_round_trip(self):
         self.import_folder(self.photos)
         settings = self.widget.settingsHandler.pack_data(self.widget)

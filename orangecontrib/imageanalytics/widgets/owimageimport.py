@@ -233,6 +233,7 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     def start_import(self) -> None:
         """Scan the current folder in a worker thread."""
         self.cancel()
+        self.cancel_button.setEnabled(False)
         self._clear_messages()
         folder = self.current_folder()
         if folder is None:
