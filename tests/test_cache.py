@@ -201,3 +201,50 @@ def test_unusable_location_falls_back_to_memory(tmp_path):
     with EmbeddingCache(str(blocker / "c.sqlite")) as cache:
         cache.put_many({"a": vector(1)})
         assert "a" in cache
+
+
+class _FailingCommit:
+    """A connection whose next COMMIT fails, as on a full disk, leaving the
+    transaction open (SQLite does not always roll back on SQLITE_FULL)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.fail = True
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_failed_commit_does_not_leave_the_cache_locked(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    with EmbeddingCache(path) as cache:
+        cache._conn = _FailingCommit(cache._connection())
+        cache.put_many({"lost": vector(1)})   # no exception
+        # the failed write is not half there, and later writes work
+        assert "lost" not in cache
+        cache.put_many({"a": vector(2)})
+        # another process can write too: no write lock is left behind
+        with EmbeddingCache(path, timeout=0.5) as other:
+            other.put_many({"b": vector(3)})
+            assert "a" in other and "b" in other
+
+
+def test_memory_fallback_is_bounded(tmp_path, monkeypatch):
+    """A cache that cannot use its file keeps a small bound in memory, not
+    the gigabytes allowed on disk."""
+    monkeypatch.setattr(cache_module, "MEMORY_MAX_BYTES", 10 * VECTOR_BYTES,
+                        raising=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with EmbeddingCache(str(blocker / "c.sqlite")) as cache:
+        assert cache.max_bytes == cache_module.DEFAULT_MAX_BYTES
+        for i in range(30):
+            cache.put_many({f"k{i}": vector(i)})
+        assert cache.total_bytes <= 10 * VECTOR_BYTES
+        assert "k29" in cache

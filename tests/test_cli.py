@@ -104,3 +104,47 @@ def test_command_line_end_to_end(folder, tmp_path):
     assert "Skipped 1" in proc.stderr
     table = Table.from_file(str(out))
     assert len(table) == 3 and np.isfinite(table.X).all()
+
+
+def test_failed_write_keeps_the_previous_output(folder, tmp_path, fake_runner,
+                                                monkeypatch, capsys):
+    """A write that fails half way (disk full, Ctrl+C) leaves the user's
+    earlier output file as it was, and no temporary file behind."""
+    from Orange.data.io import TabReader
+    out = tmp_path / "out.tab"
+    out.write_text("precious results of an earlier run\n")
+
+    def disk_full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TabReader, "write_data", disk_full)
+    assert main(["embed", str(folder), "-o", str(out), "-q"]) == 1
+    assert "No space left" in capsys.readouterr().err
+    assert out.read_text() == "precious results of an earlier run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) \
+        == sorted(["cache", "out.tab", "photos"])
+
+
+def test_output_written_with_usual_permissions(folder, tmp_path, fake_runner):
+    out = tmp_path / "out.tab"
+    reference = tmp_path / "reference.txt"
+    reference.write_text("")
+    assert main(["embed", str(folder), "-o", str(out), "-q"]) == 0
+    assert out.stat().st_mode == reference.stat().st_mode
+
+
+def test_skipped_file_is_current_when_nothing_is_skipped(tmp_path,
+                                                         fake_runner):
+    """An earlier run's skipped rows must not look like this run's."""
+    root = tmp_path / "good"
+    root.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (20, 20), name[0] == "a" and "red" or "blue") \
+            .save(root / name)
+    out, skipped = tmp_path / "out.tab", tmp_path / "skipped.tab"
+    skipped.write_text("stale rows of an earlier run\n")
+    assert main(["embed", str(root), "-o", str(out), "--skipped",
+                 str(skipped), "-q"]) == 0
+    table = Table.from_file(str(skipped))
+    assert len(table) == 0
+    assert "skip reason" in table.domain

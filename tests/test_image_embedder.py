@@ -236,3 +236,14 @@ def test_real_model(tmp_path):
     except EmbedderUnavailable as exc:   # pragma: no cover
         pytest.skip(str(exc))
     assert vectors[0].shape == (DIM,) and np.isfinite(vectors[0]).all()
+
+
+def test_empty_skipped_table_with_locked_tables(image_table, monkeypatch):
+    """The skipped table of no rows, as the command line writes it, also
+    when tables are locked (as in Orange's widget tests)."""
+    from orangecontrib.imageanalytics.image_embedder import _with_reasons
+    monkeypatch.setattr(Table, "LOCKING", True)
+    empty = _with_reasons(image_table, np.array([], dtype=int), [])
+    assert len(empty) == 0
+    assert isinstance(empty, MyTable)
+    assert empty.domain.metas[-1].name == SKIP_REASON

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -154,6 +155,37 @@ def _check_output(path: str, inputs: list[str]) -> None:
         raise CommandError(f"folder {folder} does not exist", USAGE)
 
 
+def _save(table, path: str) -> None:
+    """Write ``table`` to ``path`` in full or not at all.
+
+    The table goes to a temporary file beside ``path`` that then replaces
+    it, so a write that fails half way (disk full, Ctrl+C) leaves a file the
+    user already had there as it was.
+    """
+    # through a link, as writing in place would; a file's mode stays
+    path = os.path.realpath(path)
+    folder, name = os.path.split(path)
+    # the writer is chosen by the extension, so the temporary name keeps it
+    ext = os.path.splitext(name)[1]
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp{ext}")
+    written = [temporary, temporary + ".metadata"]
+    try:
+        table.save(temporary)
+        # Orange writes table attributes beside the file
+        if os.path.exists(temporary + ".metadata"):
+            os.replace(temporary + ".metadata", path + ".metadata")
+        if os.path.exists(path):
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        for leftover in written:
+            try:
+                os.remove(leftover)
+            except OSError:
+                pass
+        raise
+
+
 def _load_input(path: str, quiet: bool):
     """Return (table, skipped (path, reason) pairs from importing)."""
     if os.path.isdir(path):
@@ -196,6 +228,14 @@ def _summary(n_embedded: int, skipped: list[tuple[str, str]], label: str,
         print(f"  ... and {len(skipped) - _MAX_LISTED} more:", file=stream)
         for reason, count in rest.most_common():
             print(f"    {count} x {reason}", file=stream)
+
+
+def _empty_skipped(table):
+    """The skipped-rows table of a run that skipped nothing."""
+    import numpy as np
+
+    from orangecontrib.imageanalytics.image_embedder import _with_reasons
+    return _with_reasons(table, np.array([], dtype=int), [])
 
 
 def _embed(args: argparse.Namespace) -> int:
@@ -242,10 +282,14 @@ def _embed(args: argparse.Namespace) -> int:
              spec.display_name, elapsed, sys.stderr)
     if embedded is None:
         raise CommandError("no image could be embedded; nothing written")
-    embedded.save(args.output)
+    _save(embedded, args.output)
     print(f"Wrote {len(embedded)} rows to {args.output}", file=sys.stderr)
-    if args.skipped and skipped is not None:
-        skipped.save(args.skipped)
+    if args.skipped:
+        if skipped is None:
+            # written even when empty: a file left by an earlier run must
+            # not pass for this run's skipped rows
+            skipped = _empty_skipped(table)
+        _save(skipped, args.skipped)
         print(f"Wrote {len(skipped)} skipped rows to {args.skipped}",
               file=sys.stderr)
     return OK

@@ -316,6 +316,7 @@ def _with_reasons(table: Table, rows: np.ndarray,
     new_domain = Domain(domain.attributes, domain.class_vars,
                         domain.metas + (reason_var,))
     out = table.from_table(new_domain, table, row_indices=rows)
-    with out.unlocked(out.metas):
-        out.metas[:, -1] = reasons
+    if len(rows):   # an empty table's arrays may be shared and read-only
+        with out.unlocked(out.metas):
+            out.metas[:, -1] = reasons
     return out

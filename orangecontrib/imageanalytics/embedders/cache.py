@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "ORANGE_IMAGEANALYTICS_CACHE_DIR"
 #: Default bound on the stored vectors: ~500,000 SqueezeNet vectors.
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
+#: Bound on a cache that could not open its file and lives in memory: the
+#: bound on disk would let it take gigabytes of the process's memory.
+MEMORY_MAX_BYTES = 64 * 1024 ** 2
 CACHE_FILENAME = "embeddings.sqlite"
 
 _SCHEMA_VERSION = 1
@@ -142,6 +145,7 @@ class EmbeddingCache:
         self._conn: sqlite3.Connection | None = None
         self._pid = None
         self._warned = False
+        self._in_memory = False
         with self._lock:
             self._connection()
 
@@ -149,6 +153,7 @@ class EmbeddingCache:
     def _connection(self) -> sqlite3.Connection:
         # a connection must not cross fork(): reopen in a child process
         if self._conn is None or self._pid != os.getpid():
+            self._in_memory = False
             self._conn = self._open()
             self._pid = os.getpid()
         return self._conn
@@ -194,6 +199,7 @@ class EmbeddingCache:
                     "in memory only", self.path, exc)
         conn = sqlite3.connect(":memory:", isolation_level=None,
                                check_same_thread=False)
+        self._in_memory = True
         for statement in _split_script(_SCHEMA):
             conn.execute(statement)
         return conn
@@ -318,9 +324,11 @@ class EmbeddingCache:
     def _evict(self, conn: sqlite3.Connection) -> None:
         total = conn.execute(
             "SELECT total_bytes FROM stats WHERE id = 0").fetchone()[0]
-        if total <= self.max_bytes:
+        bound = min(self.max_bytes, MEMORY_MAX_BYTES) if self._in_memory \
+            else self.max_bytes
+        if total <= bound:
             return
-        excess = total - int(self.max_bytes * _EVICT_TO)
+        excess = total - int(bound * _EVICT_TO)
         doomed, freed = [], 0
         for key, size in conn.execute(
                 "SELECT key, length(vector) FROM embeddings "
@@ -377,13 +385,23 @@ class _transaction:
 
     def __exit__(self, exc_type, *_):
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
             try:
-                self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # a failed COMMIT (disk full, I/O error) may leave the
+                # transaction open: it would hold the write lock against
+                # every other process and make each later BEGIN fail
+                self._rollback()
+                raise
+        else:
+            self._rollback()
         return False
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass   # there was no transaction left to roll back
 
 
 def _is_damaged(exc: sqlite3.Error) -> bool:
