@@ -405,6 +405,40 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.assertIsNone(self.get_output(widget.Outputs.skipped_images))
         self.assertEqual(widget.status_label.text(), "4 embedded, 0 skipped")
 
+    def test_new_data_clears_outputs_at_once(self):
+        """Embeddings of the previous table are not shown for the new one
+        while it is being embedded."""
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
+        self.finish()
+        self.assertIsNotNone(self.get_output(widget.Outputs.embeddings))
+        self.assertIsNotNone(self.get_output(widget.Outputs.skipped_images))
+        self.factory.delay = 0.05
+        self.send_signal(widget.Inputs.images,
+                         image_table(self.folder, bad=False))
+        self.assertTrue(widget.cancel_button.isEnabled())
+        # what was sent so far, without waiting for the run to end
+        sent = widget.signalManager.outputs
+        self.assertIsNone(sent.get((widget, "Embeddings")))
+        self.assertIsNone(sent.get((widget, "Skipped Images")))
+        self.finish()
+        self.assertEqual(len(self.get_output(widget.Outputs.embeddings)), 4)
+
+    def test_result_of_a_changed_choice_is_not_a_fallback(self):
+        """With auto apply off, a run that finishes after the user picked
+        another embedder is not reported as a local fallback."""
+        widget = self.widget
+        widget.auto_apply = False
+        self.factory.delay = 0.05
+        self.send_signal(widget.Inputs.images, self.data)
+        index = list(widget.embedder_model).index("vgg16")
+        widget.embedder_combo.setCurrentIndex(index)
+        widget.embedder_combo.activated.emit(index)
+        self.assertEqual(widget.embedder, "vgg16")
+        self.finish()
+        self.assertEqual(self.factory.calls[-1][0], "squeezenet")
+        self.assertFalse(widget.Information.local_this_time.is_shown())
+
     def test_image_column_is_context_setting(self):
         widget = self.widget
         other = StringVariable("other path")
@@ -785,6 +819,13 @@ class TestMigration(ImageFolderMixin, WidgetTest):
         self.wait_until_finished(widget=widget)
         self.assertIs(widget.image_attr, data.domain["image"])
         self.assertIsNone(widget.legacy_image_attr_index)
+
+    def test_negative_index(self):
+        # a combo with nothing selected stores -1: not the last embedder
+        widget = self.create_widget(
+            OWImageEmbedding,
+            stored_settings={"cb_embedder_current_id": -1, "__version__": 1})
+        self.assertEqual(widget.embedder, "squeezenet")
 
     def test_new_settings_are_not_migrated(self):
         widget = self.create_widget(

@@ -252,6 +252,8 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.data: Table | None = None
         # the embedder of the running task (may be the local fallback)
         self._running_embedder: str | None = None
+        # whether the running task is "Embed locally this time"
+        self._running_fallback = False
 
         if self.embedder not in EMBEDDERS:
             self.Warning.unknown_embedder(
@@ -312,6 +314,9 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.closeContext()
         self.Error.no_image_column.clear()
         self._clear_task_messages()
+        # the outputs belong to the previous table: withdraw them now, not
+        # when the new one is embedded
+        self._send(None, None)
         self.data = data
         columns = image_columns(data)
         self.image_attr_model[:] = columns
@@ -372,7 +377,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def embed_locally_this_time(self) -> None:
         """Embed once with the local default; the saved choice stays."""
-        self._start(LOCAL_FALLBACK)
+        self._start(LOCAL_FALLBACK, fallback=True)
 
     def _clear_task_messages(self) -> None:
         # messages about the last run; those about the input and the saved
@@ -385,7 +390,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.Information.clear()
         self.fallback_button.setVisible(False)
 
-    def _start(self, embedder_key: str) -> None:
+    def _start(self, embedder_key: str, *, fallback: bool = False) -> None:
         self.cancel()
         self._clear_task_messages()
         self._update_embedder_info()
@@ -394,6 +399,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self._send(None, None)
             return
         self._running_embedder = embedder_key
+        self._running_fallback = fallback
         self.status_label.setText(
             f"Embedding {len(self.data)} images with "
             f"{EMBEDDERS[embedder_key].display_name}...")
@@ -438,7 +444,8 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
                 and not EMBEDDERS[result.embedder].local:
             # e.g. a server that answers, but not with embeddings
             self.fallback_button.setVisible(True)
-        if result.embedder != self.embedder:
+        # not when the user picked another embedder while this one ran
+        if self._running_fallback and result.embedder != self.embedder:
             self.Information.local_this_time(
                 EMBEDDERS[result.embedder].display_name,
                 EMBEDDERS[self.embedder].display_name)
@@ -517,9 +524,13 @@ def _legacy_embedder_key(value: Any) -> Any:
     if isinstance(value, str):
         return value  # a key already; unknown keys are reported on load
     try:
-        return LEGACY_ORDER[int(value)]
-    except (TypeError, ValueError, IndexError):
+        index = int(value)
+    except (TypeError, ValueError):
         return DEFAULT_EMBEDDER
+    # -1 is a combo with nothing selected, not the last embedder
+    if not 0 <= index < len(LEGACY_ORDER):
+        return DEFAULT_EMBEDDER
+    return LEGACY_ORDER[index]
 
 
 def _preview_data() -> Table:
