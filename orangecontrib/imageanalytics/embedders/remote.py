@@ -95,7 +95,9 @@ class RemoteEmbedder:
     protocol
         ``"auto"`` (batch when advertised), ``"batch"`` or ``"orange"``.
     retries
-        Times one request is repeated after a failure before giving up.
+        Times one request is repeated after a failure before giving up; with
+        Orange's protocol this bounds the tries of one image, whether they
+        failed to connect, got a transient status or got no embedding.
     max_failures
         Consecutive connection failures (over all requests) after which the
         server counts as unreachable.
@@ -104,6 +106,10 @@ class RemoteEmbedder:
     transport
         An ``httpx`` async transport to use instead of the network (tests,
         in-process servers).
+    backoff
+        Seconds before the first repeat; each further one waits twice as
+        long, plus up to as much again at random, and at least the server's
+        ``Retry-After``.
     """
 
     def __init__(self, spec: EmbedderSpec | str,

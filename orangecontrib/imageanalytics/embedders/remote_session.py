@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -74,7 +74,8 @@ class ServerSession:
     protocol
         ``"auto"``, ``"batch"`` or ``"orange"``.
     retries
-        Times one request is repeated before giving up.
+        Times one request (one image with Orange's protocol) is repeated
+        before giving up, whatever the failures were.
     max_failures
         Consecutive connection failures, over all requests, after which the
         server counts as unreachable.
@@ -120,9 +121,20 @@ class ServerSession:
             f"({cause}). Check the address and that the server runs, or "
             "choose a local embedder.")
 
-    async def request(self, method: str, url: str, **kwargs
-                      ) -> httpx.Response:
-        """Send with retries; return a final (non-transient) response."""
+    async def request(self, method: str, url: str, *,
+                      again: Callable[[httpx.Response], bool] | None = None,
+                      **kwargs) -> httpx.Response:
+        """Send with retries; return a final (non-transient) response.
+
+        One request is sent at most ``retries + 1`` times in all, whatever
+        went wrong: connection errors and timeouts, transient statuses (429,
+        5xx; ``Retry-After`` is honoured) and replies for which ``again``
+        returns true.  Between tries it waits ``backoff * 2**try``, up to
+        twice that (jitter).  When the tries are used up on replies that
+        ``again`` rejects, the last of them is returned; otherwise
+        :class:`ServerUnreachable` is raised.  It is also raised after
+        ``max_failures`` consecutive connection failures over the session.
+        """
         attempt = 0
         while True:
             retry_after = None
@@ -145,23 +157,32 @@ class ServerSession:
                         "refused the request: "
                         f"{_message(response, 'a valid API key is needed')}")
                 if response.status_code not in _TRANSIENT:
-                    return response
-                if response.status_code == 503 \
-                        and _code(response) == "model_unavailable":
-                    raise EmbedderUnavailable(
-                        f"The server at {self.server_url} cannot run "
-                        f"{self.spec.label}: {_message(response, '')}")
-                if attempt >= self.retries:
-                    raise ServerUnreachable(
-                        f"The embedding server at {self.server_url} "
-                        f"keeps failing (HTTP {response.status_code}: "
-                        f"{_message(response, response.reason_phrase)}).")
-                retry_after = _retry_after(response)
-            delay = self.backoff * 2 ** attempt * (1 + random.random())
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, 30.0))
+                    if again is None or not again(response) \
+                            or attempt >= self.retries:
+                        return response
+                else:
+                    if response.status_code == 503 \
+                            and _code(response) == "model_unavailable":
+                        raise EmbedderUnavailable(
+                            f"The server at {self.server_url} cannot run "
+                            f"{self.spec.label}: {_message(response, '')}")
+                    if attempt >= self.retries:
+                        raise ServerUnreachable(
+                            f"The embedding server at {self.server_url} "
+                            f"keeps failing (HTTP {response.status_code}: "
+                            f"{_message(response, response.reason_phrase)}).")
+                    retry_after = _retry_after(response)
+            await asyncio.sleep(self.delay(attempt, retry_after))
             attempt += 1
-            await asyncio.sleep(delay)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (from 0):
+        exponential with jitter, at least the server's ``Retry-After``
+        (capped at 30 s)."""
+        delay = self.backoff * 2 ** attempt * (1 + random.random())
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, 30.0))
+        return delay
 
     async def discover(self) -> ServerInfo:
         """Ask the server which protocol to use and check the model."""
@@ -251,31 +272,38 @@ class ServerSession:
                        ) -> list[Result]:
         """Embed one image with Orange's protocol."""
         jpeg, = jpegs
-        for _ in range(self.retries + 1):
-            response = await self.request(
-                "POST", url, content=jpeg,
-                headers={"Content-Type": "image/jpeg"})
-            if response.status_code == 404 \
-                    and _code(response) == "unknown_model":
-                raise EmbedderUnavailable(
-                    f"The server at {self.server_url} does not offer "
-                    f"{self.spec.label}.")
+        # Orange's protocol: a reply without "embedding" (not JSON, a
+        # proxy's error page) means "try again later"; those tries count
+        # against the same budget as connection failures
+        parsed: list = [None, {}]   # the last reply and its JSON
+
+        def no_embedding(response: httpx.Response) -> bool:
             content = _json(response)
-            embedding = content.get("embedding")
-            if embedding is None:
-                # Orange's protocol: no embedding means "try again later"
-                await asyncio.sleep(self.backoff)
-                continue
-            if not embedding:
-                return [(None, content.get("error")
-                         or "the server could not embed this image")]
-            try:
-                vector = np.asarray(embedding, dtype=np.float32)
-            except (TypeError, ValueError):
-                return [(None, "the server returned no vector")]
-            problem = self.check_vector(vector)
-            return [(None, problem) if problem else (vector, None)]
-        return [(None, "the server did not return an embedding")]
+            parsed[:] = [response, content]
+            return content.get("embedding") is None \
+                and content.get("code") != "unknown_model"
+
+        response = await self.request(
+            "POST", url, content=jpeg, headers={"Content-Type": "image/jpeg"},
+            again=no_embedding)
+        content = parsed[1] if parsed[0] is response else _json(response)
+        if response.status_code == 404 \
+                and content.get("code") == "unknown_model":
+            raise EmbedderUnavailable(
+                f"The server at {self.server_url} does not offer "
+                f"{self.spec.label}.")
+        embedding = content.get("embedding")
+        if embedding is None:
+            return [(None, "the server did not return an embedding")]
+        if not embedding:
+            return [(None, content.get("error")
+                     or "the server could not embed this image")]
+        try:
+            vector = np.asarray(embedding, dtype=np.float32)
+        except (TypeError, ValueError):
+            return [(None, "the server returned no vector")]
+        problem = self.check_vector(vector)
+        return [(None, problem) if problem else (vector, None)]
 
 
 def _json(response: httpx.Response) -> dict:

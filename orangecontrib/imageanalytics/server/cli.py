@@ -19,8 +19,11 @@ __all__ = ["build_parser", "config_from_args", "main"]
 #: Environment variable with the API key, so that it need not appear in the
 #: process list.
 API_KEY_ENV = "ORANGE_EMBEDDING_API_KEY"
-# the command line, for worker processes started by uvicorn
-_ARGV_ENV = "_ORANGE_EMBEDDING_SERVER_ARGV"
+# the parsed options, without the API key, for worker processes started by
+# uvicorn; the key reaches them in $ORANGE_EMBEDDING_API_KEY
+_WORKER_ENV = "_ORANGE_EMBEDDING_SERVER_OPTIONS"
+# options that hold paths (JSON has no Path)
+_PATH_OPTIONS = ("models_file", "weights_dir")
 
 
 def _models(value: str) -> tuple[str, ...]:
@@ -48,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with weight files (default: $ORANGE_EMBEDDING_WEIGHTS_DIR "
              "or the user's data folder)")
     add("--api-key", default=None,
-        help=f"require this key from clients (or set ${API_KEY_ENV})")
+        help=f"require this key from clients; better set ${API_KEY_ENV}, "
+             "which keeps the key out of the process list")
     add("--max-batch", type=int, default=None,
         help="largest forward pass (default: 256 on a GPU, 32 on a CPU)")
     add("--max-wait-ms", type=float, default=5.0,
@@ -138,11 +142,39 @@ def _download(keys: Sequence[str], weights_dir: Path | None) -> int:
     return status
 
 
+def worker_options(args: argparse.Namespace) -> str:
+    """The options of a worker process (``--workers`` > 1), as JSON.
+
+    The API key is left out, so that it is not copied along wherever the
+    options are seen (an environment dump, a log); :func:`main` hands it to
+    the workers in ``$ORANGE_EMBEDDING_API_KEY``, which
+    :func:`config_from_args` reads.
+    """
+    options = {key: str(value) if isinstance(value, Path) else value
+               for key, value in vars(args).items()
+               if key not in ("api_key", "download")}
+    return json.dumps(options)
+
+
+def args_from_worker_options(text: str) -> argparse.Namespace:
+    """Inverse of :func:`worker_options` (the API key comes from the
+    environment, as :func:`config_from_args` reads it)."""
+    args = build_parser().parse_args([])
+    for key, value in json.loads(text).items():
+        setattr(args, key, value)
+    for key in _PATH_OPTIONS:
+        if getattr(args, key) is not None:
+            setattr(args, key, Path(getattr(args, key)))
+    if args.models is not None:
+        args.models = tuple(args.models)
+    return args
+
+
 def app_factory():
     """Application of a worker process (``--workers`` > 1)."""
     from orangecontrib.imageanalytics.server.app import create_app
 
-    args = build_parser().parse_args(json.loads(os.environ[_ARGV_ENV]))
+    args = args_from_worker_options(os.environ[_WORKER_ENV])
     logging.basicConfig(level=args.log_level.upper())
     return create_app(config_from_args(args))
 
@@ -176,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                # many clients keep connections open between images
                "backlog": 4096, "timeout_keep_alive": 30}
     if args.workers > 1:
-        # each worker rebuilds the app from the same command line
-        os.environ[_ARGV_ENV] = json.dumps(
-            list(argv) if argv is not None else sys.argv[1:])
+        # each worker rebuilds the app from the same options; the key goes
+        # separately, in the variable config_from_args reads
+        if config.api_key:
+            os.environ[API_KEY_ENV] = config.api_key
+        os.environ[_WORKER_ENV] = worker_options(args)
         uvicorn.run("orangecontrib.imageanalytics.server.cli:app_factory",
                     factory=True, workers=args.workers, **options)
     else:
