@@ -6,11 +6,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from server_helpers import cosine, model_input_jpeg
+from PIL import Image
+from server_helpers import cosine, jpeg_bytes, model_input_jpeg
 
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
 
@@ -95,6 +97,25 @@ def test_orange_client_matches_local_engine(server, tmp_path, monkeypatch):
     for served, here in zip(results[:6], local):
         assert len(served) == 1000
         assert cosine(served, here.vector) >= 0.999
+
+
+def test_orange_client_embeds_the_example_photos(server, tmp_path,
+                                                 monkeypatch):
+    """The project's example images, prepared as Orange's client prepares
+    them (RGB, resized to the input size, JPEG quality 75), all embed."""
+    url, _ = server
+    folder = Path(__file__).resolve().parents[1] / "examples" / "images"
+    paths = sorted(folder.glob("*/*.*"))
+    assert len(paths) == 18
+    bodies = []
+    for path in paths:
+        with Image.open(path) as img:
+            bodies.append(jpeg_bytes(
+                img.convert("RGB").resize((227, 227), Image.LANCZOS)))
+    results = _orange_client(url, tmp_path, monkeypatch).embedd_data(bodies)
+    assert [len(vector) for vector in results] == [1000] * len(paths)
+    # different pictures, different vectors
+    assert cosine(results[0], results[-1]) < 0.99
 
 
 def test_remote_embedder_against_the_process(server, tmp_path):
