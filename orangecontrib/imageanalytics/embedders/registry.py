@@ -7,14 +7,18 @@ never copied into a pipeline.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_EMBEDDER",
+    "DEFAULT_SERVER_URL",
     "EMBEDDERS",
     "LEGACY_ORDER",
+    "SERVER_URL_ENV",
     "EmbedderSpec",
     "WeightsSource",
+    "default_server_url",
     "embedder_keys",
     "get_embedder",
 ]
@@ -154,6 +158,21 @@ LEGACY_ORDER: tuple[str, ...] = (
 )
 
 DEFAULT_EMBEDDER = "squeezenet"
+
+#: Environment variable with the embedding server's address, as in Orange's
+#: own embedding client.
+SERVER_URL_ENV = "ORANGE_EMBEDDING_API_URL"
+#: The server that ``orange-embedding-server`` starts on this computer.
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+
+
+def default_server_url() -> str:
+    """``$ORANGE_EMBEDDING_API_URL``, else the server on this computer.
+
+    Lives here, not in the client, so that widgets can show it without
+    importing the HTTP client.
+    """
+    return os.environ.get(SERVER_URL_ENV, "").strip() or DEFAULT_SERVER_URL
 
 
 def embedder_keys() -> list[str]:

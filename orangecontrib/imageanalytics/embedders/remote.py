@@ -30,7 +30,10 @@ from orangecontrib.imageanalytics.embedders.cache import (
 from orangecontrib.imageanalytics.embedders.inputs import prepare_input
 from orangecontrib.imageanalytics.embedders.local import available_cores
 from orangecontrib.imageanalytics.embedders.registry import (
+    DEFAULT_SERVER_URL,
+    SERVER_URL_ENV,
     EmbedderSpec,
+    default_server_url,
     get_embedder,
 )
 from orangecontrib.imageanalytics.embedders.remote_session import (
@@ -56,19 +59,12 @@ __all__ = [
     "default_server_url",
 ]
 
-SERVER_URL_ENV = "ORANGE_EMBEDDING_API_URL"
 API_KEY_ENV = "ORANGE_EMBEDDING_API_KEY"
-DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 #: JPEG quality of the images sent (that of Orange's clients).
 JPEG_QUALITY = 75
 
 # how often the loop looks at should_stop (seconds)
 _POLL = 0.1
-
-
-def default_server_url() -> str:
-    """``$ORANGE_EMBEDDING_API_URL``, else the server on this computer."""
-    return os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL
 
 
 class RemoteEmbedder:

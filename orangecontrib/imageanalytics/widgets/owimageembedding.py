@@ -31,6 +31,7 @@ from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
     EMBEDDERS,
     LEGACY_ORDER,
+    default_server_url,
     get_embedder,
 )
 
@@ -42,10 +43,6 @@ __all__ = [
     "run",
 ]
 
-#: Environment variable that overrides the embedding server's address, as in
-#: Orange's own embedding client.
-SERVER_URL_ENV = "ORANGE_EMBEDDING_API_URL"
-FALLBACK_SERVER_URL = "http://127.0.0.1:8000"
 #: The embedder offered when the server cannot be reached.
 LOCAL_FALLBACK = DEFAULT_EMBEDDER
 #: How many distinct skip reasons the warning lists.
@@ -54,11 +51,6 @@ MAX_REASONS_SHOWN = 3
 #: ``(model, server_url) -> engine``; the engine has ``embed_table`` with the
 #: signature of :meth:`ImageEmbedder.embed_table`.
 EmbedderFactory = Callable[..., Any]
-
-
-def default_server_url() -> str:
-    """The server address used when the widget's field is empty."""
-    return os.environ.get(SERVER_URL_ENV, "").strip() or FALLBACK_SERVER_URL
 
 
 def image_columns(data: Table | None) -> list[Variable]:
