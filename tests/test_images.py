@@ -211,6 +211,19 @@ def test_alpha_composited_on_white():
         == (255, 255, 255)
 
 
+def test_keep_alpha_returns_rgba_only_for_transparent_images():
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    rgba.putpixel((0, 0), (255, 0, 0, 255))
+    im = decode_image(encode(rgba, "PNG"), keep_alpha=True)
+    assert im.mode == "RGBA"
+    assert im.getpixel((0, 0)) == (255, 0, 0, 255)
+    assert im.getpixel((5, 5))[3] == 0
+    grey_alpha = decode_image(encode(Image.new("LA", (4, 4), (9, 0)), "PNG"), keep_alpha=True)
+    assert grey_alpha.mode == "RGBA" and grey_alpha.getpixel((1, 1))[3] == 0
+    opaque = decode_image(encode(Image.new("RGB", (4, 4), RED), "PNG"), keep_alpha=True)
+    assert opaque.mode == "RGB"
+
+
 @pytest.mark.parametrize("mode", ["P", "L", "RGB"])
 def test_transparency_key_on_white(mode):
     im = Image.new(mode, (4, 4), 0)

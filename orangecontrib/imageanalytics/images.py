@@ -301,7 +301,7 @@ def _render_svg(svg: bytes, max_pixels: int, size_only: bool = False):
 # ---------------------------------------------------------------- decoding
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def _to_rgb(im: Image.Image, keep_alpha: bool = False) -> Image.Image:
     mode = im.mode
     if mode in ("P", "L", "RGB", "1") and "transparency" in im.info:
         im = im.convert("RGBA")
@@ -310,6 +310,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode == "RGBA":
+        if keep_alpha:
+            return im
         background = Image.new("RGB", im.size, (255, 255, 255))
         background.paste(im, mask=im.getchannel("A"))
         return background
@@ -380,8 +382,9 @@ def _decode_reason(e: BaseException) -> str:
 
 
 def decode_image(data: bytes, *, min_size: tuple[int, int] | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an image to RGB with EXIF orientation applied.
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 keep_alpha: bool = False) -> Image.Image:
+    """Decode an image to RGB (or RGBA) with EXIF orientation applied.
 
     Parameters
     ----------
@@ -395,11 +398,15 @@ def decode_image(data: bytes, *, min_size: tuple[int, int] | None = None,
         image is decoded at full size.
     max_pixels : int
         Images whose header claims more pixels are refused before decoding.
+    keep_alpha : bool
+        Return images with transparency as RGBA instead of compositing them
+        on white (thumbnails, saving in a format with alpha).
 
     Returns
     -------
     PIL.Image.Image
-        An RGB image: the first frame of animations, the largest icon of an
+        An RGB image (RGBA with ``keep_alpha`` when the image has
+        transparency): the first frame of animations, the largest icon of an
         ICO, transparency composited on white, 16-bit and float data scaled
         to 8 bits.
 
@@ -410,7 +417,7 @@ def decode_image(data: bytes, *, min_size: tuple[int, int] | None = None,
         "image too large: 400 megapixels".
     """
     try:
-        return _decode(data, min_size, max_pixels)
+        return _decode(data, min_size, max_pixels, keep_alpha)
     except ImageLoadError:
         raise
     except MemoryError:
@@ -419,13 +426,13 @@ def decode_image(data: bytes, *, min_size: tuple[int, int] | None = None,
         raise ImageLoadError(f"cannot decode image: {_short(str(e)) or type(e).__name__}") from None
 
 
-def _decode(data: bytes, min_size, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, min_size, max_pixels: int, keep_alpha: bool) -> Image.Image:
     if not data:
         raise ImageLoadError("empty file")
     svg = _svg_bytes(data) if data[:1] in (b"<", b"\xef", b" ", b"\t", b"\r", b"\n",
                                             b"\x1f") else None
     if svg is not None:
-        return _to_rgb(_render_svg(svg, max_pixels))
+        return _to_rgb(_render_svg(svg, max_pixels), keep_alpha)
     im = _open(io.BytesIO(data), data[:64])
     _check_size(*im.size, max_pixels)
     orientation = _orientation(im)
@@ -440,7 +447,7 @@ def _decode(data: bytes, min_size, max_pixels: int) -> Image.Image:
     # read again: some plugins (TIFF) apply the orientation while loading
     # and drop the tag, which must not be applied twice
     orientation = _orientation(im)
-    rgb = _to_rgb(im)
+    rgb = _to_rgb(im, keep_alpha)
     if orientation != 1:
         rgb = rgb.transpose(_TRANSPOSE[orientation])
     return rgb
@@ -449,7 +456,7 @@ def _decode(data: bytes, min_size, max_pixels: int) -> Image.Image:
 def load_image(source: str, *, origin: str | None = None,
                min_size: tuple[int, int] | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS,
-               timeout: float = 30.0) -> LoadResult:
+               timeout: float = 30.0, keep_alpha: bool = False) -> LoadResult:
     """Read and decode one image; never raises.
 
     Parameters
@@ -458,7 +465,7 @@ def load_image(source: str, *, origin: str | None = None,
         A path or URL, possibly relative to ``origin``.
     origin : str, optional
         The image column's origin (folder or base URL).
-    min_size, max_pixels
+    min_size, max_pixels, keep_alpha
         As in :func:`decode_image`.
     timeout : float
         Seconds allowed for a download.
@@ -473,7 +480,8 @@ def load_image(source: str, *, origin: str | None = None,
         if resolved is None:
             return LoadResult(None, "missing value")
         data = read_source(resolved, timeout=timeout)
-        return LoadResult(decode_image(data, min_size=min_size, max_pixels=max_pixels), None)
+        return LoadResult(decode_image(data, min_size=min_size, max_pixels=max_pixels,
+                                       keep_alpha=keep_alpha), None)
     except ImageLoadError as e:
         return LoadResult(None, e.reason)
     except MemoryError:

@@ -4,7 +4,7 @@ import os
 NAME = "Image Analytics"
 DESCRIPTION = "Import images, turn them into feature vectors, explore and " \
               "save them."
-BACKGROUND = "#f2c7a6"
+BACKGROUND = "#F7F5A8"
 ICON = "icons/Category-ImageAnalytics.svg"
 PRIORITY = 1500
 
