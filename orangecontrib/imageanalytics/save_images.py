@@ -1,0 +1,579 @@
+"""Save the images of a table into folders, one per category, safely.
+
+:func:`save_images` never deletes a file and never replaces one: a name that
+is already taken by a different image gets a suffix (``name-2.png``), and a
+file that already holds the very result counts as saved, so saving twice, or
+again after a stop or a crash, changes nothing. Every path stays inside the
+target folder; every file is written under a temporary name and then renamed,
+so an interrupted save leaves no half-written image. Rows that cannot be
+saved are skipped with a reason; a target that cannot be written stops the
+save with a message and keeps what was written.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from Orange.data import DiscreteVariable, StringVariable, Table, Variable
+from PIL import Image
+
+from orangecontrib.imageanalytics.embedders.registry import LEGACY_ORDER, get_embedder
+from orangecontrib.imageanalytics.images import (
+    ImageLoadError,
+    decode_image,
+    is_url,
+    read_image_info,
+    read_source,
+    resolve_source,
+)
+from orangecontrib.imageanalytics.safe_names import (
+    FolderNames,
+    is_inside,
+    safe_component,
+)
+
+__all__ = [
+    "CLASS_VAR",
+    "FORMATS",
+    "MISSING_FOLDER",
+    "SCALE_SIZES",
+    "SaveReport",
+    "SavedFile",
+    "SkippedRow",
+    "folder_columns",
+    "image_columns",
+    "save_images",
+]
+
+#: File formats, in the older add-on's order (its ``file_format_index``),
+#: then those added since.
+FORMATS: tuple[str, ...] = ("png", "jpg", "gif", "tiff", "pdf", "bmp", "eps", "ico",
+                            "webp")
+#: ``(embedder key, label, (width, height))`` in the older add-on's order
+#: (its ``scale_index``); sizes come from the embedder registry.
+SCALE_SIZES: tuple[tuple[str, str, tuple[int, int]], ...] = tuple(
+    (key, get_embedder(key).label, get_embedder(key).input_shape) for key in LEGACY_ORDER)
+#: The folder of rows whose category is missing.
+MISSING_FOLDER = "(missing)"
+#: Temporary files are named so; one left by a killed save is removed by the
+#: next save into the same folder.
+TEMP_PREFIX, TEMP_SUFFIX = ".orange-saving-", ".part"
+
+
+class _ClassVar:
+    def __repr__(self):
+        return "CLASS_VAR"
+
+
+#: ``folders_by`` default: one folder per value of the (categorical) class.
+CLASS_VAR = _ClassVar()
+
+_PIL_FORMAT = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
+               "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WEBP"}
+_WITH_ALPHA = {"png", "gif", "tiff", "ico", "webp"}
+# source extensions that hold the format as it is, for the byte-for-byte copy
+_SAME_FORMAT = {"png": {".png"}, "jpg": {".jpg", ".jpeg"}, "gif": {".gif"},
+                "tiff": {".tif", ".tiff"}, "bmp": {".bmp"}, "ico": {".ico"},
+                "webp": {".webp"}}
+_ENCODER_OPTIONS = {
+    "jpg": {"quality": 90},
+    "webp": {"quality": 90},
+    # no dates: the same image must encode to the same bytes
+    "pdf": {"creationDate": None, "modDate": None},
+}
+_MAX_PENDING_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    """A row whose image is in the target folder."""
+
+    row: int
+    source: str
+    #: relative to the target, with ``/`` between folders
+    path: str
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row that was not saved, and why."""
+
+    row: int
+    source: str
+    reason: str
+
+
+@dataclass
+class SaveReport:
+    """What :func:`save_images` did.
+
+    ``saved`` lists the files written now, ``already_there`` the rows whose
+    result was in the target already. ``error`` says why the save stopped
+    early (a folder that cannot be written, a full disk); ``cancelled`` is
+    true after ``should_stop``.
+    """
+
+    target: str
+    total: int = 0
+    saved: list[SavedFile] = field(default_factory=list)
+    already_there: list[SavedFile] = field(default_factory=list)
+    skipped: list[SkippedRow] = field(default_factory=list)
+    error: str | None = None
+    cancelled: bool = False
+
+    @property
+    def done(self) -> int:
+        """Rows handled so far (saved, already there or skipped)."""
+        return len(self.saved) + len(self.already_there) + len(self.skipped)
+
+    @property
+    def finished(self) -> bool:
+        return self.error is None and not self.cancelled and self.done == self.total
+
+    def skip_reasons(self) -> list[tuple[str, int]]:
+        """``(reason, count)``, most common first."""
+        return Counter(skip.reason for skip in self.skipped).most_common()
+
+    def summary(self, max_reasons: int = 3) -> str:
+        """"N saved, M already there, K skipped: reasons"."""
+        text = f"{len(self.saved)} saved, {len(self.already_there)} already there"
+        if self.skipped:
+            reasons = self.skip_reasons()
+            shown = ", ".join(f"{reason} ({count})" for reason, count in reasons[:max_reasons])
+            if len(reasons) > max_reasons:
+                shown += ", ..."
+            text += f", {len(self.skipped)} skipped: {shown}"
+        return text
+
+
+class _TargetError(Exception):
+    """The target cannot be written; the save stops."""
+
+
+# ---------------------------------------------------------------- columns
+
+
+def image_columns(table: Table | None) -> list[Variable]:
+    """Meta string and categorical columns, those marked ``type=image``
+    first (the older add-on's ``image_attr_current_index`` indexes this)."""
+    if table is None:
+        return []
+    candidates = [var for var in table.domain.metas
+                  if isinstance(var, (StringVariable, DiscreteVariable))]
+    return sorted(candidates, key=lambda var: var.attributes.get("type") != "image")
+
+
+def folder_columns(table: Table | None) -> list[DiscreteVariable]:
+    """Categorical columns that images can be sorted into folders by: the
+    class first, then other attributes and metas (e.g. a prediction)."""
+    if table is None:
+        return []
+    domain = table.domain
+    return [var for var in (*domain.class_vars, *domain.attributes, *domain.metas)
+            if isinstance(var, DiscreteVariable)]
+
+
+def _lookup(table: Table, column, kind: str) -> Variable:
+    try:
+        return table.domain[column]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"The data has no {kind} column {column!r}") from None
+
+
+def _text_values(table: Table, var: Variable) -> list[str | None]:
+    values = table.get_column(var)
+    if isinstance(var, DiscreteVariable):
+        return [None if isinstance(v, float) and math.isnan(v) else var.values[int(v)]
+                for v in values]
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append(None)
+        else:
+            text = str(v)
+            out.append(text if text.strip() else None)
+    return out
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _stem(source: str) -> str:
+    """The source's file name without its last extension."""
+    if is_url(source):
+        from urllib.parse import unquote, urlparse
+
+        try:
+            path = unquote(urlparse(source).path)
+        except ValueError:
+            path = source
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        name = os.path.basename(source.rstrip("/" + os.sep))
+    return os.path.splitext(name)[0]
+
+
+def _fit_inside(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
+    scale = min(box[0] / width, box[1] / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    if image.mode == "RGBA" and fmt not in _WITH_ALPHA:
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    out = io.BytesIO()
+    image.save(out, _PIL_FORMAT[fmt], **_ENCODER_OPTIONS.get(fmt, {}))
+    return out.getvalue()
+
+
+def _is_local(source: str) -> bool:
+    return not is_url(source) or source[:5].lower() == "file:"
+
+
+def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
+             keep_aspect: bool) -> tuple[bytes, float | None]:
+    """The bytes to write for one image and the source's modification time
+    (when the bytes are a copy); raises ImageLoadError."""
+    data = read_source(source)
+    if size is None and _is_local(source) and not is_url(source) \
+            and os.path.splitext(source)[1].lower() in _SAME_FORMAT.get(fmt, ()):
+        # check it is what its name says and whole, then copy it as it is
+        if read_image_info(source).format.upper().replace("MPO", "JPEG") == _PIL_FORMAT[fmt]:
+            decode_image(data, min_size=(1, 1))
+            try:
+                mtime = os.stat(source).st_mtime
+            except OSError:
+                mtime = None
+            return data, mtime
+    image = decode_image(data, min_size=size, keep_alpha=True)
+    if size is not None:
+        target = _fit_inside(*image.size, size) if keep_aspect else tuple(size)
+        if image.size != target:
+            image = image.resize(target, Image.Resampling.BICUBIC)
+    try:
+        return _encode(image, fmt), None
+    except (OSError, ValueError) as e:
+        raise ImageLoadError(f"cannot write as {fmt.upper()}: {e}") from None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _same_content(path: str, data: bytes) -> bool:
+    try:
+        if os.path.getsize(path) != len(data):
+            return False
+        with open(path, "rb") as f:
+            return f.read() == data
+    except OSError:
+        return False
+
+
+def _write_error(e: OSError, folder: str) -> _TargetError:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return _TargetError(f"The disk is full: cannot write to {folder}. "
+                            "Files saved so far are kept.")
+    if e.errno == errno.EROFS:
+        return _TargetError(f"{folder} is on a read-only disk.")
+    if isinstance(e, PermissionError) or e.errno == errno.EACCES:
+        return _TargetError(f"No permission to write to {folder}.")
+    return _TargetError(f"Cannot write to {folder}: {e.strerror or e}")
+
+
+def _write_new(folder: str, name: str, data: bytes, mtime: float | None) -> bool:
+    """Write ``data`` as ``folder/name`` unless that exists; True if written."""
+    final = os.path.join(folder, name)
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise _write_error(e, folder) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if mtime is not None:
+                os.utime(temp, (mtime, mtime))
+        except OSError as e:
+            raise _write_error(e, folder) from None
+        try:
+            # a hard link fails where a file exists: nothing is replaced,
+            # even one that appeared after the name was chosen
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        except OSError:
+            if os.path.lexists(final):
+                return False
+            try:
+                os.rename(temp, final)  # file systems without hard links
+            except FileExistsError:
+                return False
+            except OSError as e:
+                raise _write_error(e, folder) from None
+            return True
+        return True
+    finally:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Remove temporary files that a killed save left (only those)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+class _Target:
+    """The target folder: its sub-folders and the names taken in each."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self._folders: dict[str | None, str] = {}  # folder value -> relative name
+        self._names: dict[str, FolderNames] = {}
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except FileExistsError:
+            raise _TargetError(f"{self.root} is a file, not a folder.") from None
+        except OSError as e:
+            raise _write_error(e, self.root) from None
+        if not os.path.isdir(self.root):
+            raise _TargetError(f"{self.root} is not a folder.")
+        self._open("")
+
+    def _open(self, relative: str) -> FolderNames:
+        if relative not in self._names:
+            path = os.path.join(self.root, relative)
+            _remove_stale_temporaries(path)
+            self._names[relative] = FolderNames(path)
+        return self._names[relative]
+
+    def folder_for(self, value: str) -> str:
+        """The sub-folder (relative name) for a folder value; made if needed."""
+        if value in self._folders:
+            return self._folders[value]
+        root_names = self._names[""]
+        taken = set(self._folders.values())
+        for name in FolderNames.candidates(safe_component(value)):
+            existing = root_names.existing(name)
+            if existing is None:
+                break
+            path = os.path.join(self.root, existing)
+            # the user's own folder of that name is used, unless another
+            # value already went there (they differ only in case) or it
+            # leads outside the target
+            if existing not in taken and os.path.isdir(path) and is_inside(path, self.root):
+                name = existing
+                break
+        try:
+            os.makedirs(os.path.join(self.root, name), exist_ok=True)
+        except OSError as e:
+            raise _write_error(e, os.path.join(self.root, name)) from None
+        root_names.add(name)
+        self._folders[value] = name
+        self._open(name)
+        return name
+
+    def put(self, relative_folder: str, stem: str, extension: str, data: bytes,
+            mtime: float | None) -> tuple[str, bool]:
+        """Store ``data`` under ``stem`` in a folder; returns the relative path
+        and whether it was written now (False: the same file was there)."""
+        folder = os.path.join(self.root, relative_folder)
+        names = self._open(relative_folder)
+        for name in FolderNames.candidates(stem, extension):
+            path = os.path.join(folder, name)
+            existing = names.existing(name)
+            if existing is not None:
+                existing_path = os.path.join(folder, existing)
+                if is_inside(existing_path, self.root) and os.path.isfile(existing_path) \
+                        and _same_content(existing_path, data):
+                    return _relative(relative_folder, existing), False
+                continue
+            if not is_inside(path, self.root):
+                continue
+            if _write_new(folder, name, data, mtime):
+                names.add(name)
+                return _relative(relative_folder, name), True
+            names.add(name)  # appeared meanwhile: look at it as any other
+            if _same_content(path, data):
+                return _relative(relative_folder, name), False
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _relative(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+# ---------------------------------------------------------------- the task
+
+
+def save_images(table: Table, target: str, *, image_column: Variable | str | None = None,
+                folders_by: Variable | str | None | _ClassVar = CLASS_VAR,
+                format: str = "png", size: tuple[int, int] | None = None,
+                keep_aspect: bool = False,
+                progress: Callable[[int, int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None,
+                workers: int | None = None) -> SaveReport:
+    """Save the images of ``table`` into ``target``, one folder per category.
+
+    Parameters
+    ----------
+    table
+        The images' table.
+    target
+        The folder to save into; made if it does not exist.
+    image_column
+        The column (or its name) with image paths or URLs, resolved against
+        its ``origin``; by default the first of :func:`image_columns`.
+    folders_by
+        A categorical column (or its name) whose values name the sub-folders;
+        by default the class variable when it is categorical; None saves
+        all images directly into ``target``. Rows with a missing value go
+        to :data:`MISSING_FOLDER`.
+    format
+        One of :data:`FORMATS`.
+    size
+        ``(width, height)`` to scale images to (e.g. an embedder's input
+        size, see :data:`SCALE_SIZES`); None keeps their size.
+    keep_aspect
+        Scale to fit inside ``size``, keeping the aspect ratio.
+    progress
+        Called as ``progress(done, total)`` after each row.
+    should_stop
+        Polled between rows; when it returns true the save stops, keeping
+        what was written.
+    workers
+        Threads that read, decode and encode; by default one per core.
+
+    Returns
+    -------
+    SaveReport
+
+    Raises
+    ------
+    ValueError
+        For an unknown format or column; problems with images and with
+        the target are reported in the result, never raised.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Unknown format {format!r}; valid formats are: " + ", ".join(FORMATS))
+    if size is not None:
+        size = (int(size[0]), int(size[1]))
+        if size[0] < 1 or size[1] < 1:
+            raise ValueError(f"Invalid size {size}")
+    image_var = _image_var(table, image_column)
+    folder_var = _folder_var(table, folders_by)
+    report = SaveReport(target=os.path.abspath(target), total=len(table))
+    sources = _text_values(table, image_var)
+    origin = image_var.attributes.get("origin")
+    folder_values = _text_values(table, folder_var) if folder_var is not None \
+        else [None] * len(table)
+    extension = "." + format
+    try:
+        target_folder = _Target(target)
+    except _TargetError as e:
+        report.error = str(e)
+        return report
+
+    def prepare(value: str | None):
+        source = resolve_source(value, origin)
+        if source is None:
+            raise ImageLoadError("missing image value")
+        return _prepare(source, format, size, keep_aspect)
+
+    for row, value, future in _in_order(prepare, sources, workers, should_stop):
+        if future is None:
+            report.cancelled = True
+            break
+        source = "" if value is None else str(value)
+        try:
+            data, mtime = future.result()
+        except ImageLoadError as e:
+            report.skipped.append(SkippedRow(row, source, e.reason))
+        except MemoryError:
+            report.skipped.append(SkippedRow(row, source, "out of memory"))
+        except Exception as e:  # noqa: BLE001 - a row never stops the save
+            report.skipped.append(SkippedRow(row, source, f"unexpected error: {e}"))
+        else:
+            try:
+                if folder_var is None:
+                    folder = ""
+                else:
+                    folder_value = folder_values[row]
+                    folder = target_folder.folder_for(
+                        MISSING_FOLDER if folder_value is None else folder_value)
+                stem = safe_component(_stem(resolve_source(value, origin)))
+                path, written = target_folder.put(folder, stem, extension, data, mtime)
+            except _TargetError as e:
+                report.error = str(e)
+                break
+            (report.saved if written else report.already_there).append(
+                SavedFile(row, source, path))
+        if progress is not None:
+            progress(report.done, report.total)
+    return report
+
+
+def _in_order(prepare, values: list, workers: int | None,
+              should_stop: Callable[[], bool] | None) -> Iterator[tuple[int, object, Future | None]]:
+    """Run ``prepare`` on each value in a thread pool, a bounded number ahead,
+    and yield ``(index, value, future)`` in order; ``(.., None)`` once
+    ``should_stop`` is true."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    window = workers * _MAX_PENDING_PER_WORKER
+    with ThreadPoolExecutor(workers, thread_name_prefix="save-images") as pool:
+        pending: list[tuple[int, object, Future]] = []
+        submitted = 0
+        try:
+            while submitted < len(values) or pending:
+                while submitted < len(values) and len(pending) < window:
+                    pending.append((submitted, values[submitted],
+                                    pool.submit(prepare, values[submitted])))
+                    submitted += 1
+                if should_stop is not None and should_stop():
+                    yield -1, None, None
+                    return
+                row, value, future = pending.pop(0)
+                yield row, value, future
+        finally:
+            for _, _, future in pending:
+                future.cancel()
+
+
+def _image_var(table: Table, column) -> Variable:
+    if column is None:
+        candidates = image_columns(table)
+        if not candidates:
+            raise ValueError("The data has no column with image paths or URLs")
+        return candidates[0]
+    return _lookup(table, column, "image")
+
+
+def _folder_var(table: Table, column) -> DiscreteVariable | None:
+    if column is CLASS_VAR:
+        class_var = table.domain.class_var
+        return class_var if isinstance(class_var, DiscreteVariable) else None
+    if column is None:
+        return None
+    var = _lookup(table, column, "folder")
+    if not isinstance(var, DiscreteVariable):
+        raise ValueError(f"Column {var.name!r} is not categorical")
+    return var
