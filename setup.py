@@ -4,6 +4,7 @@ from setuptools import find_namespace_packages, setup
 
 NAME = "Orange3-ImageAnalytics"
 VERSION = "0.14.0.dev0"
+PYTHON_REQUIRES = ">=3.10"
 
 INSTALL_REQUIRES = [
     "Orange3>=3.38",
@@ -80,7 +81,7 @@ if __name__ == "__main__":
                 "icons/*.svg", "icons/*.png", "help/*.html", "help/images/*"],
         },
         include_package_data=True,
-        python_requires=">=3.10",
+        python_requires=PYTHON_REQUIRES,
         install_requires=INSTALL_REQUIRES,
         extras_require=EXTRAS_REQUIRE,
         entry_points=ENTRY_POINTS,
