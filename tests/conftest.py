@@ -10,6 +10,7 @@ import tempfile
 _CACHE_ROOT = tempfile.mkdtemp(prefix="imageanalytics-tests-")
 os.environ["ORANGE_IMAGEANALYTICS_CACHE_DIR"] = os.path.join(_CACHE_ROOT, "embeddings")
 os.environ["ORANGE_IMAGEANALYTICS_HTTP_CACHE"] = os.path.join(_CACHE_ROOT, "http")
+os.environ["ORANGE_IMAGEANALYTICS_THUMBNAIL_CACHE"] = os.path.join(_CACHE_ROOT, "thumbnails")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,0 +1,302 @@
+"""Load thumbnails in worker threads for views that show many images.
+
+:class:`ThumbnailLoader` serves the most recently requested thumbnails first
+(those the user looks at now), drops requests that left the view
+(:meth:`ThumbnailLoader.retain_only`), keeps finished thumbnails in a memory
+cache bounded in bytes, and tells the GUI thread through a signal. The GUI
+thread never reads a file or decodes: worker threads call
+:func:`~orangecontrib.imageanalytics.thumbnails.make_thumbnail` and turn its
+image into a ``QImage``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+
+from AnyQt.QtCore import QObject, Qt
+from AnyQt.QtCore import pyqtSignal as Signal
+from AnyQt.QtCore import pyqtSlot as Slot
+from AnyQt.QtGui import QImage
+from PIL import Image
+
+from orangecontrib.imageanalytics import thumbnails
+from orangecontrib.imageanalytics.thumbnails import bucket_for, make_thumbnail
+
+__all__ = ["ThumbnailLoader", "pil_to_qimage"]
+
+
+def pil_to_qimage(image: Image.Image) -> QImage:
+    """A QImage that owns a copy of the pixels of an RGB or RGBA image."""
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    fmt = QImage.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format_RGB888
+    data = image.tobytes()
+    width, height = image.size
+    bpl = width * (4 if image.mode == "RGBA" else 3)
+    return QImage(data, width, height, bpl, fmt).copy()
+
+
+class _Request:
+    __slots__ = ("source", "bucket", "seq")
+
+    def __init__(self, source, bucket, seq):
+        self.source = source
+        self.bucket = bucket
+        self.seq = seq
+
+
+class ThumbnailLoader(QObject):
+    """Thumbnails for a view, loaded in a bounded pool of worker threads.
+
+    Parameters
+    ----------
+    parent : QObject, optional
+    max_workers : int, optional
+        Worker threads; by default the number of cores (2..8).
+    memory_bytes : int
+        Bound on the decoded thumbnails kept in memory.
+    cache : ThumbnailCache or None
+        The disk cache (default: the user's); None for none.
+    """
+
+    #: Emitted on the GUI thread with a request's key when its image or its
+    #: failure is known.
+    thumbnailReady = Signal(object)
+
+    # worker → GUI thread (queued)
+    _finished = Signal(object, object, object, object, object)
+
+    def __init__(self, parent=None, *, max_workers: int | None = None,
+                 memory_bytes: int = 256 * 2**20,
+                 cache: thumbnails.ThumbnailCache | None = thumbnails.DEFAULT_CACHE):
+        super().__init__(parent)
+        if max_workers is None:
+            max_workers = max(2, min(8, os.cpu_count() or 2))
+        self.max_workers = max_workers
+        self.memory_bytes = memory_bytes
+        self.cache = cache
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._generation = 0
+        self._requests: dict[Hashable, _Request] = {}   # pending keys
+        self._heap: list[tuple[int, int, Hashable]] = []  # (-seq, tie, key)
+        self._tie = itertools.count()
+        self._waiting: dict[tuple, set] = {}   # (source, bucket) → pending keys
+        self._running: set[tuple] = set()      # jobs in the workers
+        # memory cache: source → {bucket: QImage}, in least recent use order
+        self._images: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._failures: dict = {}              # source → reason
+        self._key_source: dict[Hashable, tuple] = {}
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._finished.connect(self._on_finished, Qt.QueuedConnection)
+
+    # ------------------------------------------------------------ public
+
+    def request(self, key: Hashable, value: str | None, origin: str | None,
+                size: int) -> QImage | None:
+        """The thumbnail for ``key`` if it is in memory, else queue it.
+
+        Returns the QImage at once if a thumbnail of that image at least as
+        large as ``bucket_for(size)`` is in memory, None if it failed (see
+        :meth:`error`) or is being loaded; then ``thumbnailReady(key)``
+        follows when it is known.
+        """
+        source = (value, origin)
+        bucket = bucket_for(size)
+        self._key_source[key] = source
+        if source in self._failures:
+            self._drop_pending(key)
+            return None
+        image = self._cached(source, bucket)
+        if image is not None:
+            self._drop_pending(key)
+            return image
+        with self._cond:
+            old = self._requests.get(key)
+            if old is not None and (old.source != source or old.bucket != bucket):
+                self._unwait(key, old)
+            request = _Request(source, bucket, next(self._seq))
+            self._requests[key] = request
+            self._waiting.setdefault((source, bucket), set()).add(key)
+            heapq.heappush(self._heap, (-request.seq, next(self._tie), key))
+            self._ensure_workers()
+            self._cond.notify()
+        return None
+
+    def cached(self, key: Hashable, size: int) -> QImage | None:
+        """The thumbnail in memory for ``key`` at ``size`` (or any larger or,
+        failing that, smaller bucket), without queueing anything."""
+        source = self._key_source.get(key)
+        if source is None:
+            return None
+        image = self._cached(source, bucket_for(size))
+        if image is None:
+            buckets = self._images.get(source)
+            if buckets:
+                image = buckets[max(buckets)]
+        return image
+
+    def error(self, key: Hashable) -> str | None:
+        """Why the thumbnail for ``key`` failed, or None."""
+        source = self._key_source.get(key)
+        return self._failures.get(source) if source is not None else None
+
+    def is_pending(self, key: Hashable) -> bool:
+        """Whether ``key`` was requested and is not known yet."""
+        with self._cond:
+            return key in self._requests
+
+    def retain_only(self, keys: Iterable[Hashable]) -> None:
+        """Drop queued requests whose key is not among ``keys``."""
+        keep = set(keys)
+        with self._cond:
+            for key in [k for k in self._requests if k not in keep]:
+                self._unwait(key, self._requests.pop(key))
+            self._heap = [item for item in self._heap if item[2] in self._requests]
+            heapq.heapify(self._heap)
+
+    def clear(self) -> None:
+        """Forget everything (new data): queue, keys, memory cache."""
+        with self._cond:
+            self._generation += 1
+            self._requests.clear()
+            self._heap.clear()
+            self._waiting.clear()
+            self._running.clear()
+        self._images.clear()
+        self._bytes = 0
+        self._failures.clear()
+        self._key_source.clear()
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop the workers (they finish the image they are decoding)."""
+        with self._cond:
+            self._stopping = True
+            self._requests.clear()
+            self._heap.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout / max(1, len(self._threads)))
+        self._threads.clear()
+
+    def memory_used(self) -> int:
+        """Bytes of decoded thumbnails in memory."""
+        return self._bytes
+
+    def pending_count(self) -> int:
+        with self._cond:
+            return len(self._requests)
+
+    # ------------------------------------------------------------ internals
+
+    def _cached(self, source, bucket) -> QImage | None:
+        buckets = self._images.get(source)
+        if not buckets:
+            return None
+        larger = [b for b in buckets if b >= bucket]
+        if not larger:
+            return None
+        self._images.move_to_end(source)
+        return buckets[min(larger)]
+
+    def _drop_pending(self, key) -> None:
+        with self._cond:
+            request = self._requests.pop(key, None)
+            if request is not None:
+                self._unwait(key, request)
+
+    def _unwait(self, key, request) -> None:
+        job = (request.source, request.bucket)
+        keys = self._waiting.get(job)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._waiting[job]
+
+    def _ensure_workers(self) -> None:
+        # called under the lock; threads start lazily, as work arrives
+        if self._stopping or len(self._threads) >= self.max_workers:
+            return
+        wanted = min(self.max_workers, len(self._requests) + len(self._running))
+        while len(self._threads) < wanted:
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"thumbnails-{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+
+    def _next_job(self):
+        # under the lock: the most recent request whose job is not running
+        while self._heap:
+            _, _, key = heapq.heappop(self._heap)
+            request = self._requests.get(key)
+            if request is None:
+                continue
+            job = (request.source, request.bucket)
+            if job in self._running:
+                continue  # it will be told when that job ends
+            return job
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                job = None
+                while not self._stopping:
+                    job = self._next_job()
+                    if job is not None:
+                        break
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                self._running.add(job)
+                generation = self._generation
+            (value, origin), bucket = job
+            result = make_thumbnail(value, bucket, origin=origin, cache=self.cache)
+            image = pil_to_qimage(result.image) if result.image is not None else None
+            with self._cond:
+                self._running.discard(job)
+                if self._stopping:
+                    return
+            try:
+                self._finished.emit(generation, job, image, result.error,
+                                    result.source_size)
+            except RuntimeError:  # the loader was deleted meanwhile
+                return
+
+    @Slot(object, object, object, object, object)
+    def _on_finished(self, generation, job, image, error, _source_size) -> None:
+        with self._cond:
+            if generation != self._generation:
+                return
+            keys = self._waiting.pop(job, set())
+            for key in keys:
+                self._requests.pop(key, None)
+        source, bucket = job
+        if image is None:
+            self._failures[source] = error or "cannot be shown"
+        else:
+            self._store(source, bucket, image)
+        for key in keys:
+            self.thumbnailReady.emit(key)
+
+    def _store(self, source, bucket, image: QImage) -> None:
+        buckets = self._images.setdefault(source, {})
+        old = buckets.get(bucket)
+        if old is not None:
+            self._bytes -= old.sizeInBytes()
+        # smaller buckets of the same image are no longer needed
+        for smaller in [b for b in buckets if b < bucket]:
+            self._bytes -= buckets.pop(smaller).sizeInBytes()
+        buckets[bucket] = image
+        self._bytes += image.sizeInBytes()
+        self._images.move_to_end(source)
+        while self._bytes > self.memory_bytes and len(self._images) > 1:
+            _, evicted = self._images.popitem(last=False)
+            self._bytes -= sum(im.sizeInBytes() for im in evicted.values())
