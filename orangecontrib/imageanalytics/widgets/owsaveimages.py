@@ -235,7 +235,8 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
 
     def _update_folder_label(self) -> None:
         if self.dirname:
-            self.folder_label.setText(f"Saving into {self.dirname}")
+            self.folder_label.setText(f"Saving into {_short_path(self.dirname)}")
+            self.folder_label.setToolTip(self.dirname)
         else:
             self.folder_label.setText("No folder chosen yet: press \"Save as ...\".")
 
@@ -377,6 +378,14 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
             index = settings.pop("image_attr_current_index", None)
             if isinstance(index, int) and index >= 0:
                 settings["legacy_image_attr_index"] = index
+
+
+def _short_path(path: str) -> str:
+    """``path`` with the home folder written as ``~``."""
+    home = os.path.expanduser("~")
+    if home and path.startswith(home.rstrip(os.sep) + os.sep):
+        return "~" + path[len(home.rstrip(os.sep)):]
+    return path
 
 
 def _legacy_item(items: tuple[str, ...], index: Any) -> str:
