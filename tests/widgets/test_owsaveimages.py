@@ -295,5 +295,25 @@ class TestRun(unittest.TestCase):
             self.assertFalse(report.saved)
 
 
+class TestHelpPage(unittest.TestCase):
+    def test_canvas_finds_the_help_page(self):
+        from orangecanvas.help.provider import HtmlIndexProvider
+
+        from orangecontrib.imageanalytics import widgets
+
+        index, _ = widgets.WIDGET_HELP_PATH[0]
+        parser = HtmlIndexProvider._XHTMLParser(convert_charrefs=True)
+        with open(index, encoding="utf-8") as f:
+            parser.feed(f.read())
+        items = {a.text.lower(): a.attrib["href"] for a in
+                 parser.builder.close().findall(".//*[@id='widgets']//li/a")}
+        page = os.path.join(os.path.dirname(index), items[OWSaveImages.name.lower()])
+        with open(page, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("images/saveimages.png", text)
+        self.assertTrue(os.path.isfile(os.path.join(os.path.dirname(index), "images",
+                                                    "saveimages.png")))
+
+
 if __name__ == "__main__":
     unittest.main()
