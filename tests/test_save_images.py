@@ -13,7 +13,7 @@ import pytest
 from Orange.data import DiscreteVariable, Domain, StringVariable, Table
 from PIL import Image
 
-from orangecontrib.imageanalytics import save_images as save_module
+from orangecontrib.imageanalytics import save_target
 from orangecontrib.imageanalytics.save_images import (
     FORMATS,
     MISSING_FOLDER,
@@ -351,7 +351,7 @@ def test_read_only_target_stops_with_a_message(photos, tmp_path):
     table = image_table(["tom.jpg", "rex.jpg"], origin=photos)
     out = tmp_path / "out"
     out.mkdir()
-    with mock.patch.object(save_module.tempfile, "mkstemp",
+    with mock.patch.object(save_target.tempfile, "mkstemp",
                            side_effect=OSError(errno.EROFS, "Read-only file system")):
         report = save_images(table, out)
     assert report.error is not None and "read-only" in report.error
@@ -399,7 +399,7 @@ def test_full_disk_keeps_what_was_written(photos, tmp_path):
         calls.append(fd)
         return real_fdopen(fd, mode) if len(calls) <= 1 else FullDisk(fd)
 
-    with mock.patch.object(save_module.os, "fdopen", fdopen):
+    with mock.patch.object(save_target.os, "fdopen", fdopen):
         report = save_images(table, tmp_path / "out", workers=1)
     assert "disk is full" in report.error
     assert [f.path for f in report.saved] == ["tom.png"]
@@ -424,7 +424,7 @@ def test_stop_keeps_what_was_written_and_resume_finishes(photos, tmp_path):
 
 KILLED_SAVE = textwrap.dedent("""
     import os, signal, sys
-    from orangecontrib.imageanalytics import save_images as module
+    from orangecontrib.imageanalytics import save_images, save_target as module
     sys.path.insert(0, "tests")
     from test_save_images import image_table
 
@@ -451,7 +451,7 @@ KILLED_SAVE = textwrap.dedent("""
     module.os.fdopen = fdopen
     src, out = sys.argv[1:]
     names = sorted(os.listdir(src))
-    module.save_images(image_table(names, origin=src), out, workers=1)
+    save_images.save_images(image_table(names, origin=src), out, workers=1)
 """)
 
 

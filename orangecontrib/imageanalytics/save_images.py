@@ -11,11 +11,9 @@ save with a message and keeps what was written.
 """
 from __future__ import annotations
 
-import errno
 import io
 import math
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,10 +31,12 @@ from orangecontrib.imageanalytics.images import (
     read_source,
     resolve_source,
 )
-from orangecontrib.imageanalytics.safe_names import (
-    FolderNames,
-    is_inside,
-    safe_component,
+from orangecontrib.imageanalytics.safe_names import safe_component
+from orangecontrib.imageanalytics.save_target import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    TargetError,
+    TargetFolder,
 )
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "SaveReport",
     "SavedFile",
     "SkippedRow",
+    "TEMP_PREFIX",
+    "TEMP_SUFFIX",
     "folder_columns",
     "image_columns",
     "save_images",
@@ -62,9 +64,6 @@ SCALE_SIZES: tuple[tuple[str, str, tuple[int, int]], ...] = tuple(
     (key, get_embedder(key).label, get_embedder(key).input_shape) for key in LEGACY_ORDER)
 #: The folder of rows whose category is missing.
 MISSING_FOLDER = "(missing)"
-#: Temporary files are named so; one left by a killed save is removed by the
-#: next save into the same folder.
-TEMP_PREFIX, TEMP_SUFFIX = ".orange-saving-", ".part"
 
 
 class _ClassVar:
@@ -153,10 +152,6 @@ class SaveReport:
         return text
 
 
-class _TargetError(Exception):
-    """The target cannot be written; the save stops."""
-
-
 # ---------------------------------------------------------------- columns
 
 
@@ -235,16 +230,12 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def _is_local(source: str) -> bool:
-    return not is_url(source) or source[:5].lower() == "file:"
-
-
 def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
              keep_aspect: bool) -> tuple[bytes, float | None]:
     """The bytes to write for one image and the source's modification time
     (when the bytes are a copy); raises ImageLoadError."""
     data = read_source(source)
-    if size is None and _is_local(source) and not is_url(source) \
+    if size is None and not is_url(source) \
             and os.path.splitext(source)[1].lower() in _SAME_FORMAT.get(fmt, ()):
         # check it is what its name says and whole, then copy it as it is
         if read_image_info(source).format.upper().replace("MPO", "JPEG") == _PIL_FORMAT[fmt]:
@@ -263,163 +254,6 @@ def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
         return _encode(image, fmt), None
     except (OSError, ValueError) as e:
         raise ImageLoadError(f"cannot write as {fmt.upper()}: {e}") from None
-
-
-# ---------------------------------------------------------------- writing
-
-
-def _same_content(path: str, data: bytes) -> bool:
-    try:
-        if os.path.getsize(path) != len(data):
-            return False
-        with open(path, "rb") as f:
-            return f.read() == data
-    except OSError:
-        return False
-
-
-def _write_error(e: OSError, folder: str) -> _TargetError:
-    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return _TargetError(f"The disk is full: cannot write to {folder}. "
-                            "Files saved so far are kept.")
-    if e.errno == errno.EROFS:
-        return _TargetError(f"{folder} is on a read-only disk.")
-    if isinstance(e, PermissionError) or e.errno == errno.EACCES:
-        return _TargetError(f"No permission to write to {folder}.")
-    return _TargetError(f"Cannot write to {folder}: {e.strerror or e}")
-
-
-def _write_new(folder: str, name: str, data: bytes, mtime: float | None) -> bool:
-    """Write ``data`` as ``folder/name`` unless that exists; True if written."""
-    final = os.path.join(folder, name)
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
-    except OSError as e:
-        raise _write_error(e, folder) from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            if mtime is not None:
-                os.utime(temp, (mtime, mtime))
-        except OSError as e:
-            raise _write_error(e, folder) from None
-        try:
-            # a hard link fails where a file exists: nothing is replaced,
-            # even one that appeared after the name was chosen
-            os.link(temp, final)
-        except FileExistsError:
-            return False
-        except OSError:
-            if os.path.lexists(final):
-                return False
-            try:
-                os.rename(temp, final)  # file systems without hard links
-            except FileExistsError:
-                return False
-            except OSError as e:
-                raise _write_error(e, folder) from None
-            return True
-        return True
-    finally:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-
-
-def _remove_stale_temporaries(folder: str) -> None:
-    """Remove temporary files that a killed save left (only those)."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-
-
-class _Target:
-    """The target folder: its sub-folders and the names taken in each."""
-
-    def __init__(self, root: str):
-        self.root = os.path.abspath(root)
-        self._folders: dict[str | None, str] = {}  # folder value -> relative name
-        self._names: dict[str, FolderNames] = {}
-        try:
-            os.makedirs(self.root, exist_ok=True)
-        except FileExistsError:
-            raise _TargetError(f"{self.root} is a file, not a folder.") from None
-        except OSError as e:
-            raise _write_error(e, self.root) from None
-        if not os.path.isdir(self.root):
-            raise _TargetError(f"{self.root} is not a folder.")
-        self._open("")
-
-    def _open(self, relative: str) -> FolderNames:
-        if relative not in self._names:
-            path = os.path.join(self.root, relative)
-            _remove_stale_temporaries(path)
-            self._names[relative] = FolderNames(path)
-        return self._names[relative]
-
-    def folder_for(self, value: str) -> str:
-        """The sub-folder (relative name) for a folder value; made if needed."""
-        if value in self._folders:
-            return self._folders[value]
-        root_names = self._names[""]
-        taken = set(self._folders.values())
-        for name in FolderNames.candidates(safe_component(value)):
-            existing = root_names.existing(name)
-            if existing is None:
-                break
-            path = os.path.join(self.root, existing)
-            # the user's own folder of that name is used, unless another
-            # value already went there (they differ only in case) or it
-            # leads outside the target
-            if existing not in taken and os.path.isdir(path) and is_inside(path, self.root):
-                name = existing
-                break
-        try:
-            os.makedirs(os.path.join(self.root, name), exist_ok=True)
-        except OSError as e:
-            raise _write_error(e, os.path.join(self.root, name)) from None
-        root_names.add(name)
-        self._folders[value] = name
-        self._open(name)
-        return name
-
-    def put(self, relative_folder: str, stem: str, extension: str, data: bytes,
-            mtime: float | None) -> tuple[str, bool]:
-        """Store ``data`` under ``stem`` in a folder; returns the relative path
-        and whether it was written now (False: the same file was there)."""
-        folder = os.path.join(self.root, relative_folder)
-        names = self._open(relative_folder)
-        for name in FolderNames.candidates(stem, extension):
-            path = os.path.join(folder, name)
-            existing = names.existing(name)
-            if existing is not None:
-                existing_path = os.path.join(folder, existing)
-                if is_inside(existing_path, self.root) and os.path.isfile(existing_path) \
-                        and _same_content(existing_path, data):
-                    return _relative(relative_folder, existing), False
-                continue
-            if not is_inside(path, self.root):
-                continue
-            if _write_new(folder, name, data, mtime):
-                names.add(name)
-                return _relative(relative_folder, name), True
-            names.add(name)  # appeared meanwhile: look at it as any other
-            if _same_content(path, data):
-                return _relative(relative_folder, name), False
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _relative(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
 
 
 # ---------------------------------------------------------------- the task
@@ -488,8 +322,8 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         else [None] * len(table)
     extension = "." + format
     try:
-        target_folder = _Target(target)
-    except _TargetError as e:
+        target_folder = TargetFolder(target)
+    except TargetError as e:
         report.error = str(e)
         return report
 
@@ -522,7 +356,7 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
                         MISSING_FOLDER if folder_value is None else folder_value)
                 stem = safe_component(_stem(resolve_source(value, origin)))
                 path, written = target_folder.put(folder, stem, extension, data, mtime)
-            except _TargetError as e:
+            except TargetError as e:
                 report.error = str(e)
                 break
             (report.saved if written else report.already_there).append(
