@@ -230,6 +230,17 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def _ends_complete(data: bytes, fmt: str) -> bool:
+    """Whether a JPEG or PNG ends as a whole file does; a cut download or
+    copy does not. Other formats (and files that fail this) are decoded to
+    check them."""
+    if fmt == "jpg":
+        return data.rstrip(b"\0")[-2:] == b"\xff\xd9"
+    if fmt == "png":
+        return data[-8:-4] == b"IEND"
+    return False
+
+
 def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
              keep_aspect: bool) -> tuple[bytes, float | None]:
     """The bytes to write for one image and the source's modification time
@@ -239,7 +250,8 @@ def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
             and os.path.splitext(source)[1].lower() in _SAME_FORMAT.get(fmt, ()):
         # check it is what its name says and whole, then copy it as it is
         if read_image_info(source).format.upper().replace("MPO", "JPEG") == _PIL_FORMAT[fmt]:
-            decode_image(data, min_size=(1, 1))
+            if not _ends_complete(data, fmt):
+                decode_image(data, min_size=(1, 1))  # raises with the reason
             try:
                 mtime = os.stat(source).st_mtime
             except OSError:

@@ -108,6 +108,7 @@ class TargetFolder:
         self.root = os.path.abspath(root)
         self._folders: dict[str | None, str] = {}  # folder value -> relative name
         self._names: dict[str, FolderNames] = {}
+        self._checked: set[str] = set()  # folders found inside the target
         try:
             os.makedirs(self.root, exist_ok=True)
         except FileExistsError:
@@ -157,6 +158,10 @@ class TargetFolder:
         and whether it was written now (False: the same file was there)."""
         folder = os.path.join(self.root, relative_folder)
         names = self._open(relative_folder)
+        if relative_folder not in self._checked:
+            if relative_folder and not is_inside(folder, self.root):
+                raise TargetError(f"{folder} leads outside {self.root}.")
+            self._checked.add(relative_folder)
         for name in FolderNames.candidates(stem, extension):
             path = os.path.join(folder, name)
             existing = names.existing(name)
@@ -166,8 +171,9 @@ class TargetFolder:
                         and _same_content(existing_path, data):
                     return _relative(relative_folder, existing), False
                 continue
-            if not is_inside(path, self.root):
-                continue
+            # a name that does not exist is no link: the folder's check
+            # (below) covers it, and os.link never follows a link that
+            # appears meanwhile
             if _write_new(folder, name, data, mtime):
                 names.add(name)
                 return _relative(relative_folder, name), True
