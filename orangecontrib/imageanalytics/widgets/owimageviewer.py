@@ -8,7 +8,15 @@ a :class:`ThumbnailLoader`, the visible ones first.
 from __future__ import annotations
 
 import numpy as np
-from AnyQt.QtCore import QEvent, QItemSelection, QItemSelectionModel, QSize, Qt, QTimer
+from AnyQt.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+)
 from AnyQt.QtGui import QKeyEvent
 from AnyQt.QtWidgets import QAbstractItemView, QApplication, QLabel, QListView
 from Orange.data import StringVariable, Table, Variable
@@ -70,13 +78,17 @@ class ImageListView(QListView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setViewMode(QListView.ListMode)
+        # icon mode keeps the laid-out cells in a tree, so painting and
+        # hit-testing a scrolled view cost the same at 200 and 50,000 rows
+        # (list mode with wrapping walks all rows on every scroll)
+        self.setViewMode(QListView.IconMode)
+        self.setMovement(QListView.Static)
         self.setFlow(QListView.LeftToRight)
         self.setWrapping(True)
         self.setResizeMode(QListView.Adjust)
         self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.SinglePass)
-        self.setMovement(QListView.Static)
+        self.setLayoutMode(QListView.Batched)
+        self.setBatchSize(2000)
         self.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.setSelectionRectVisible(True)
         self.setVerticalScrollMode(QAbstractItemView.ScrollPerPixel)
@@ -84,29 +96,23 @@ class ImageListView(QListView):
         self.setSpacing(2)
 
     def visible_rows(self) -> range:
-        """Rows painted now (and one line of cells beyond)."""
+        """The rows whose cells the viewport shows now."""
         model = self.model()
         if model is None or model.rowCount() == 0:
             return range(0)
-        area = self.viewport().rect()
-        first = self.indexAt(area.topLeft() + _point(2, 2))
-        last = self.indexAt(area.bottomRight() - _point(2, 2))
         n = model.rowCount()
+        area = self.viewport().rect()
+        first = self.indexAt(area.topLeft() + QPoint(2, 2))
         start = first.row() if first.isValid() else 0
-        if last.isValid():
-            stop = last.row() + 1
-        else:
-            # the last line of cells is not full
-            hint = self.sizeHintForIndex(model.index(0))
-            per_line = max(1, area.width() // max(1, hint.width() + 2 * self.spacing()))
-            lines = area.height() // max(1, hint.height() + 2 * self.spacing()) + 2
-            stop = min(n, start + per_line * lines)
-        return range(max(0, start), min(n, stop))
-
-
-def _point(x, y):
-    from AnyQt.QtCore import QPoint
-    return QPoint(x, y)
+        cell = self.visualRect(model.index(start))
+        step_x = cell.width() + 2 * self.spacing()
+        step_y = cell.height() + 2 * self.spacing()
+        per_line = max(1, area.width() // max(1, step_x))
+        lines = area.height() // max(1, step_y) + 2
+        stop = min(n, start + per_line * lines)
+        while stop > start and not self.visualRect(model.index(stop - 1)).intersects(area):
+            stop -= 1
+        return range(start, stop)
 
 
 class OWImageViewer(OWWidget):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -28,6 +29,8 @@ from orangecontrib.imageanalytics import thumbnails
 from orangecontrib.imageanalytics.thumbnails import bucket_for, make_thumbnail
 
 __all__ = ["ThumbnailLoader", "pil_to_qimage"]
+
+_SWITCH_INTERVAL = 0.0005
 
 
 def pil_to_qimage(image: Image.Image) -> QImage:
@@ -76,7 +79,8 @@ class ThumbnailLoader(QObject):
                  cache: thumbnails.ThumbnailCache | None = thumbnails.DEFAULT_CACHE):
         super().__init__(parent)
         if max_workers is None:
-            max_workers = max(2, min(8, os.cpu_count() or 2))
+            # one core stays free for the GUI thread (painting, scrolling)
+            max_workers = max(1, min(8, (os.cpu_count() or 2)))
         self.max_workers = max_workers
         self.memory_bytes = memory_bytes
         self.cache = cache
@@ -96,6 +100,12 @@ class ThumbnailLoader(QObject):
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._finished.connect(self._on_finished, Qt.QueuedConnection)
+        # Workers spend part of their time in Python (file reads, SQLite,
+        # bookkeeping); with the default 5 ms GIL switch interval every
+        # Python slot and paint call on the GUI thread may wait that long,
+        # which adds up to freezes while scrolling.
+        if sys.getswitchinterval() > _SWITCH_INTERVAL:
+            sys.setswitchinterval(_SWITCH_INTERVAL)
 
     # ------------------------------------------------------------ public
 
@@ -126,6 +136,9 @@ class ThumbnailLoader(QObject):
             self._requests[key] = request
             self._waiting.setdefault((source, bucket), set()).add(key)
             heapq.heappush(self._heap, (-request.seq, next(self._tie), key))
+            # views ask again on every paint: keep stale entries from piling up
+            if len(self._heap) > 4 * len(self._requests) + 256:
+                self._compact()
             self._ensure_workers()
             self._cond.notify()
         return None
@@ -159,8 +172,13 @@ class ThumbnailLoader(QObject):
         with self._cond:
             for key in [k for k in self._requests if k not in keep]:
                 self._unwait(key, self._requests.pop(key))
-            self._heap = [item for item in self._heap if item[2] in self._requests]
-            heapq.heapify(self._heap)
+            self._compact()
+
+    def _compact(self) -> None:
+        # under the lock: one heap entry per pending key, its latest
+        self._heap = [(-request.seq, next(self._tie), key)
+                      for key, request in self._requests.items()]
+        heapq.heapify(self._heap)
 
     def clear(self) -> None:
         """Forget everything (new data): queue, keys, memory cache."""
@@ -260,8 +278,9 @@ class ThumbnailLoader(QObject):
             (value, origin), bucket = job
             result = make_thumbnail(value, bucket, origin=origin, cache=self.cache)
             image = pil_to_qimage(result.image) if result.image is not None else None
+            # the job stays "running" until the GUI thread has taken its
+            # result: until then its keys are pending and must not start it again
             with self._cond:
-                self._running.discard(job)
                 if self._stopping:
                     return
             try:
@@ -275,6 +294,7 @@ class ThumbnailLoader(QObject):
         with self._cond:
             if generation != self._generation:
                 return
+            self._running.discard(job)
             keys = self._waiting.pop(job, set())
             for key in keys:
                 self._requests.pop(key, None)
