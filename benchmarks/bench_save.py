@@ -19,9 +19,15 @@ untimed pass that reads every file so that all runs find them in the page
 cache. Reports files/s, the ratio ours / reference, and the CPU time per
 wall second (how many cores were busy).
 
+With ``--gui`` it instead runs the Save Images widget (headless Qt) on the
+same photos, re-encoding, and reports the longest
+``QApplication.processEvents()`` call while it saves: the longest the
+window freezes.
+
 Usage::
 
     python benchmarks/bench_save.py /scratch/web [--repeat 3] [--workers N]
+    python benchmarks/bench_save.py /scratch/web --gui
 
 The target: at least 1.5× the plain loop on the re-encode path, on a 2-core
 machine with both cores busy.
@@ -83,6 +89,38 @@ def reference_encode(jobs, target):
             im.convert("RGB").resize(SIZE).save(os.path.join(folder, stem + ".png"))
 
 
+def gui_freeze(table, scratch=None) -> None:
+    """Save with the widget; print the longest processEvents() call."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from AnyQt.QtWidgets import QApplication
+
+    from orangecontrib.imageanalytics.widgets.owsaveimages import OWSaveImages
+
+    app = QApplication.instance() or QApplication([])
+    out = tempfile.mkdtemp(prefix="bench-save-gui-", dir=scratch)
+    try:
+        widget = OWSaveImages()
+        widget.set_data(table)
+        widget.dirname = out
+        widget.use_scale = True
+        widget.scale_embedder = "squeezenet"
+        start = time.perf_counter()
+        widget.save()
+        longest, calls = 0.0, 0
+        while widget.task is not None:
+            t0 = time.perf_counter()
+            app.processEvents()
+            longest = max(longest, time.perf_counter() - t0)
+            calls += 1
+            time.sleep(0.002)
+        wall = time.perf_counter() - start
+        print(f"widget: {widget.status_label.text()} in {wall:.1f} s; longest "
+              f"processEvents() {1000 * longest:.1f} ms over {calls} calls")
+        widget.onDeleteWidget()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="workload folder, e.g. the 'web' photos")
@@ -91,6 +129,8 @@ def main(argv=None) -> int:
                         help="threads of save_images (default: one per core)")
     parser.add_argument("--scratch", default=None,
                         help="where the saved copies go (default: a temporary folder)")
+    parser.add_argument("--gui", action="store_true",
+                        help="measure the widget's longest freeze instead")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -98,6 +138,9 @@ def main(argv=None) -> int:
     if table is None:
         print(f"No images in {args.folder}", file=sys.stderr)
         return 1
+    if args.gui:
+        gui_freeze(table, args.scratch)
+        return 0
     n = len(table)
     jobs = _jobs(table)
     for source, _ in jobs:  # page cache
