@@ -483,3 +483,15 @@ def test_progress_and_unknown_format(photos, tmp_path):
     assert seen == [(1, 2), (2, 2)]
     with pytest.raises(ValueError, match="png"):
         save_images(table, tmp_path / "out", format="jpeg2000")
+
+
+def test_categorical_image_column_and_empty_table(photos, tmp_path):
+    image = DiscreteVariable("file", values=["rex.jpg", "tom.jpg"])
+    image.attributes.update(type="image", origin=str(photos))
+    table = Table.from_numpy(Domain([], metas=[image]), np.empty((3, 0)),
+                             metas=np.array([[1.0], [np.nan], [0.0]]))
+    report = save_images(table, tmp_path / "out")
+    assert [f.path for f in report.saved] == ["tom.png", "rex.png"]
+    assert [s.reason for s in report.skipped] == ["missing image value"]
+    empty = save_images(table[:0], tmp_path / "empty")
+    assert empty.finished and empty.total == 0

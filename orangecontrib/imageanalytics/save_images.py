@@ -15,6 +15,7 @@ import io
 import math
 import os
 from collections import Counter
+from contextlib import closing
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -345,7 +346,16 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
             raise ImageLoadError("missing image value")
         return _prepare(source, format, size, keep_aspect)
 
-    for row, value, future in _in_order(prepare, sources, workers, should_stop):
+    # closing: a break (a full disk) cancels the images still queued at once
+    with closing(_in_order(prepare, sources, workers, should_stop)) as prepared:
+        _save_rows(prepared, report, target_folder, folder_var, folder_values, origin,
+                   extension, progress)
+    return report
+
+
+def _save_rows(prepared, report: SaveReport, target_folder: TargetFolder,
+               folder_var, folder_values, origin, extension: str, progress) -> None:
+    for row, value, future in prepared:
         if future is None:
             report.cancelled = True
             break
@@ -375,7 +385,6 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
                 SavedFile(row, source, path))
         if progress is not None:
             progress(report.done, report.total)
-    return report
 
 
 def _in_order(prepare, values: list, workers: int | None,
