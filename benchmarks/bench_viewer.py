@@ -125,7 +125,21 @@ def first_screen(app, widget, stalls, timeout=60.0) -> float:
         time.sleep(0.002)
 
 
+_gc_pauses: list[float] = []
+_gc_start = [0.0]
+
+
+def _gc_callback(phase, info):
+    if phase == "start":
+        _gc_start[0] = time.perf_counter()
+    elif info.get("generation") == 2:
+        _gc_pauses.append(time.perf_counter() - _gc_start[0])
+
+
 def run_child(args) -> dict:
+    import gc
+
+    gc.callbacks.append(_gc_callback)
     from AnyQt.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -182,6 +196,8 @@ def run_child(args) -> dict:
     result["rss_at_mb"] = {str(k): round(v) for k, v in marks.items()}
     result["memory_cache_mb"] = widget.loader.memory_used() / 2**20
     result["peak_rss_mb"] = peak_rss_mb()
+    result["gc_full_collections"] = len(_gc_pauses)
+    result["gc_longest_ms"] = max(_gc_pauses, default=0) * 1000
     widget.onDeleteWidget()
     return result
 
@@ -231,6 +247,8 @@ def main() -> None:
           f"{cold['rss_before_mb']:.0f} / {cold['rss_at_mb']} MB")
     print(f"  peak RSS              {cold['peak_rss_mb']:8.0f} MB "
           f"(memory cache {cold['memory_cache_mb']:.0f} MB)")
+    print(f"  full garbage collections while scrolling: {cold['gc_full_collections']}, "
+          f"longest {cold['gc_longest_ms']:.0f} ms")
     print(json.dumps(results))
 
 

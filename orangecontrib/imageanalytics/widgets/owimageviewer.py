@@ -191,7 +191,7 @@ class OWImageViewer(OWWidget):
                                     timeout=self._retain_visible)
         self._info_timer = QTimer(self, singleShot=True, interval=250,
                                   timeout=self._update_info)
-        self.model.dataChanged.connect(lambda *_: self._info_timer.start())
+        self.model.thumbnailChanged.connect(self._on_thumbnail_changed)
         self._update_info()
 
     def sizeHint(self) -> QSize:
@@ -270,6 +270,11 @@ class OWImageViewer(OWWidget):
     def _retain_visible(self) -> None:
         # rows that scrolled away stop waiting for a worker
         self.loader.retain_only(self.view.visible_rows())
+
+    def _on_thumbnail_changed(self, row: int) -> None:
+        self.view.update(self.model.index(row))
+        if not self._info_timer.isActive():
+            self._info_timer.start()
 
     def _update_info(self) -> None:
         if self.data is None:

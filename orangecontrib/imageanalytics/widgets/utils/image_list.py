@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from AnyQt.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt
+from AnyQt.QtCore import pyqtSignal as Signal
 from AnyQt.QtGui import QImage, QPainter, QPalette, QPixmap
 from AnyQt.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -42,6 +43,9 @@ def _is_missing(value) -> bool:
 
 class ImageListModel(QAbstractListModel):
     """One item per row of a table: its thumbnail and its title."""
+
+    #: A row's thumbnail (or its failure) arrived; the view repaints its cell.
+    thumbnailChanged = Signal(int)
 
     def __init__(self, loader: ThumbnailLoader, parent=None):
         super().__init__(parent)
@@ -147,8 +151,10 @@ class ImageListModel(QAbstractListModel):
         error = self.loader.error(key)
         if error is not None:
             self._failures[key] = error
-        index = self.index(key)
-        self.dataChanged.emit(index, index, [Qt.DecorationRole])
+        # no dataChanged: QListView lays out all its rows again after one
+        # (50,000 rows: a freeze per thumbnail); views repaint the cell
+        # themselves (thumbnailChanged)
+        self.thumbnailChanged.emit(key)
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
