@@ -495,3 +495,14 @@ def test_categorical_image_column_and_empty_table(photos, tmp_path):
     assert [s.reason for s in report.skipped] == ["missing image value"]
     empty = save_images(table[:0], tmp_path / "empty")
     assert empty.finished and empty.total == 0
+
+
+def test_colour_profile_kept_when_re_encoding(tmp_path):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    make_image(tmp_path / "src" / "p.jpg", size=(64, 48), icc_profile=profile)
+    table = image_table(["p.jpg"], origin=tmp_path / "src")
+    save_images(table, tmp_path / "out", format="png", size=(32, 32))
+    with Image.open(tmp_path / "out" / "p.png") as im:
+        assert im.info.get("icc_profile") == profile

@@ -77,6 +77,7 @@ CLASS_VAR = _ClassVar()
 
 _PIL_FORMAT = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
                "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WEBP"}
+_WITH_ICC = {"png", "jpg", "tiff", "webp"}
 _WITH_ALPHA = {"png", "gif", "tiff", "ico", "webp"}
 # source extensions that hold the format as it is, for the byte-for-byte copy
 _SAME_FORMAT = {"png": {".png"}, "jpg": {".jpg", ".jpeg"}, "gif": {".gif"},
@@ -229,8 +230,13 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     if fmt == "gif" and image.mode == "RGB":
         # Pillow's own palette conversion takes ~0.3 s for a web photo
         image = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+    options = dict(_ENCODER_OPTIONS.get(fmt, {}))
+    icc = image.info.get("icc_profile")
+    if icc and fmt in _WITH_ICC:
+        # without the profile, photos in Adobe RGB (or P3) lose their colours
+        options["icc_profile"] = icc
     out = io.BytesIO()
-    image.save(out, _PIL_FORMAT[fmt], **_ENCODER_OPTIONS.get(fmt, {}))
+    image.save(out, _PIL_FORMAT[fmt], **options)
     return out.getvalue()
 
 
