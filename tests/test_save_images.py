@@ -502,7 +502,11 @@ def test_colour_profile_kept_when_re_encoding(tmp_path):
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     make_image(tmp_path / "src" / "p.jpg", size=(64, 48), icc_profile=profile)
-    table = image_table(["p.jpg"], origin=tmp_path / "src")
+    make_image(tmp_path / "src" / "clear.png", color=(9, 9, 9, 0), mode="RGBA",
+               icc_profile=profile)
+    table = image_table(["p.jpg", "clear.png"], origin=tmp_path / "src")
     save_images(table, tmp_path / "out", format="png", size=(32, 32))
-    with Image.open(tmp_path / "out" / "p.png") as im:
-        assert im.info.get("icc_profile") == profile
+    save_images(table, tmp_path / "jpg", format="jpg", size=(32, 32))
+    for path in ("out/p.png", "out/clear.png", "jpg/p.jpg", "jpg/clear.jpg"):
+        with Image.open(tmp_path / path) as im:
+            assert im.info.get("icc_profile") == profile, path

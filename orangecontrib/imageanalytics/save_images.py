@@ -223,6 +223,7 @@ def _fit_inside(width: int, height: int, box: tuple[int, int]) -> tuple[int, int
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
+    icc = image.info.get("icc_profile")  # before compositing drops the info
     if image.mode == "RGBA" and fmt not in _WITH_ALPHA:
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
@@ -231,7 +232,6 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
         # Pillow's own palette conversion takes ~0.3 s for a web photo
         image = image.quantize(256, method=Image.Quantize.FASTOCTREE)
     options = dict(_ENCODER_OPTIONS.get(fmt, {}))
-    icc = image.info.get("icc_profile")
     if icc and fmt in _WITH_ICC:
         # without the profile, photos in Adobe RGB (or P3) lose their colours
         options["icc_profile"] = icc
