@@ -24,10 +24,11 @@ same photos, re-encoding, and reports the longest
 ``QApplication.processEvents()`` call while it saves: the longest the
 window freezes.
 
-Usage::
+Usage (WEB: the folder of the "web" photos, made with the shared
+``make_photos.py WEB --count 500 --size 640x480``)::
 
-    python benchmarks/bench_save.py /scratch/web [--repeat 3] [--workers N]
-    python benchmarks/bench_save.py /scratch/web --gui
+    python benchmarks/bench_save.py WEB [--repeat 3] [--workers N]
+    python benchmarks/bench_save.py WEB --gui
 
 The target: at least 1.5× the plain loop on the re-encode path, on a 2-core
 machine with both cores busy.
