@@ -10,7 +10,7 @@ next image while the window stays open.
 from __future__ import annotations
 
 import itertools
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtCore import pyqtSignal as Signal
@@ -56,6 +56,11 @@ class ImagePreview(QWidget):
         layout.addWidget(self.image_label, 1)
         layout.addWidget(self.caption)
         self._loaded.connect(self._on_loaded, Qt.QueuedConnection)
+        # one worker: holding an arrow key queues many images, only the
+        # latest of which is still wanted when the worker gets to it
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="image-preview")
+        executor = self._executor  # not self: the window may be gone by then
+        self.destroyed.connect(lambda: executor.shutdown(wait=False))
         self.resize(self._fit_size())
 
     # ------------------------------------------------------------ public
@@ -76,10 +81,7 @@ class ImagePreview(QWidget):
         self.raise_()
         self.activateWindow()
         limit = self._fit_size()
-        thread = threading.Thread(
-            target=self._load, args=(request, value, origin, limit), daemon=True,
-            name="image-preview")
-        thread.start()
+        self._executor.submit(self._load, request, value, origin, limit)
 
     def is_loading(self) -> bool:
         return self._image is None and self._error is None and self._current > 0
@@ -99,6 +101,8 @@ class ImagePreview(QWidget):
         return QSize(int(available.width() * 0.8), int(available.height() * 0.8))
 
     def _load(self, request: int, value, origin, limit: QSize) -> None:
+        if request != self._current:
+            return  # the user has moved on already
         width, height = max(64, limit.width()), max(64, limit.height())
         result = load_image(value, origin=origin, min_size=(width, height),
                             keep_alpha=True) if value is not None else None
