@@ -1,14 +1,12 @@
 """Image Viewer: defaults, placeholders with reasons, selection, restore, preview."""
-import base64
 import os
-import pickle
 import tempfile
 import time
 import unittest
 
 import numpy as np
-from AnyQt.QtCore import Qt
-from AnyQt.QtGui import QImage
+from AnyQt.QtCore import QEvent, QPoint, QPointF, Qt
+from AnyQt.QtGui import QImage, QMouseEvent
 from AnyQt.QtTest import QTest
 from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
@@ -150,6 +148,46 @@ class TestOWImageViewer(WidgetTest):
         QTest.keyClick(view, Qt.Key_A, Qt.ControlModifier)
         self.assertEqual(len(self.get_output(self.widget.Outputs.selected_data)), 5)
 
+    def test_mouse_selection(self):
+        data = image_table(self.names, self.folder)
+        self.send_signal(self.widget.Inputs.data, data)
+        view = self.widget.view
+        self.widget.resize(800, 500)
+        self.widget.show()
+        QApplication.processEvents()
+
+        def click(row, modifier=Qt.NoModifier):
+            rect = view.visualRect(self.widget.model.index(row))
+            QTest.mouseClick(view.viewport(), Qt.LeftButton, modifier, rect.center())
+
+        def selected():
+            out = self.get_output(self.widget.Outputs.selected_data)
+            return [] if out is None else sorted(out.metas[:, 0])
+
+        click(1)
+        self.assertEqual(selected(), [self.names[1]])
+        click(3, Qt.ControlModifier)
+        self.assertEqual(selected(), [self.names[1], self.names[3]])
+        click(1, Qt.ControlModifier)
+        self.assertEqual(selected(), [self.names[3]])
+        click(0)
+        click(2, Qt.ShiftModifier)
+        self.assertEqual(selected(), self.names[:3])
+        # a rubber band from the empty space right of the last image
+        # back over the last two
+        last = view.visualRect(self.widget.model.index(4))
+        first = view.visualRect(self.widget.model.index(3))
+        start = last.topRight() + QPoint(view.spacing() + 30, 0)
+        if not view.indexAt(start).isValid() and view.viewport().rect().contains(start):
+            QTest.mousePress(view.viewport(), Qt.LeftButton, Qt.NoModifier, start)
+            move = QMouseEvent(QEvent.MouseMove, QPointF(first.center()), Qt.LeftButton,
+                               Qt.LeftButton, Qt.NoModifier)
+            QApplication.sendEvent(view.viewport(), move)
+            QTest.mouseRelease(view.viewport(), Qt.LeftButton, Qt.NoModifier,
+                               first.center())
+            self.assertEqual(selected(), self.names[3:])
+        self.widget.hide()
+
     def test_selection_survives_reload_and_reorder(self):
         data = image_table(self.names, self.folder)
         self.send_signal(self.widget.Inputs.data, data)
@@ -190,10 +228,6 @@ class TestOWImageViewer(WidgetTest):
         self.widget.send_report()
 
 
-def _encoded(values):
-    return base64.b64encode(pickle.dumps(values)).decode()
-
-
 class TestOldSettings(WidgetTest):
     def test_version_1_context_dropped(self):
         context = Context(values={"imageAttr": 0, "titleAttr": 1,
@@ -226,36 +260,109 @@ class TestOldSettings(WidgetTest):
             w2.onDeleteWidget()
 
 
-class TestOldWorkflows(unittest.TestCase):
-    def test_removed_core_viewer_opens_this_widget(self):
-        from Orange.canvas.config import Config
-        from orangecanvas.registry import WidgetRegistry
-        from orangecanvas.scheme import Scheme, readwrite
-
-        registry = WidgetRegistry()
-        Config.widget_discovery(registry).run(Config.widgets_entry_points())
-        ows = f"""<?xml version='1.0' encoding='utf-8'?>
+def ows_with_viewer(qualified_name, settings) -> str:
+    """A workflow File -> Image Viewer whose viewer holds ``settings``
+    (pickled, as the canvas stores them), linked to the viewer's "Data"."""
+    properties = _encoded(settings)
+    return f"""<?xml version='1.0' encoding='utf-8'?>
 <scheme version="2.0" title="" description="">
   <nodes>
-    <node id="0" name="Image Viewer" qualified_name="{OLD_VIEWER}"
+    <node id="0" name="File" qualified_name="Orange.widgets.data.owfile.OWFile"
+          project_name="Orange3" version="" title="File" position="(0, 100)" />
+    <node id="1" name="Image Viewer" qualified_name="{qualified_name}"
           project_name="Orange3" version="" title="Image Viewer" position="(100, 100)" />
+    <node id="2" name="Data Table" qualified_name="Orange.widgets.data.owtable.OWTable"
+          project_name="Orange3" version="" title="Data Table" position="(200, 100)" />
   </nodes>
-  <links />
+  <links>
+    <link id="0" source_node_id="0" sink_node_id="1" source_channel="Data"
+          sink_channel="Data" enabled="true" />
+    <link id="1" source_node_id="1" sink_node_id="2" source_channel="Data"
+          sink_channel="Data" enabled="true" />
+  </links>
   <annotations />
-  <node_properties />
+  <node_properties>
+    <properties node_id="1" format="pickle">{properties}</properties>
+  </node_properties>
 </scheme>"""
+
+
+class TestOldWorkflows(WidgetTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from Orange.canvas.config import Config
+        from orangecanvas.registry import WidgetRegistry
+
+        cls.registry = WidgetRegistry()
+        Config.widget_discovery(cls.registry).run(Config.widgets_entry_points())
+
+    def load(self, ows: str):
+        from orangecanvas.scheme import Scheme, readwrite
+
         scheme = Scheme()
         errors = []
-        with tempfile.NamedTemporaryFile("wb", suffix=".ows", delete=False) as f:
-            f.write(ows.encode())
-        try:
-            with open(f.name, "rb") as fh:
-                readwrite.scheme_load(scheme, fh, registry=registry,
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "old.ows")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(ows)
+            with open(path, "rb") as f:
+                readwrite.scheme_load(scheme, f, registry=self.registry,
                                       error_handler=errors.append)
-        finally:
-            os.unlink(f.name)
         self.assertEqual(errors, [])
-        self.assertEqual(scheme.nodes[0].description.qualified_name, QUALIFIED)
+        return scheme
+
+    def viewer_from(self, ows: str):
+        scheme = self.load(ows)
+        node = scheme.nodes[1]
+        self.assertEqual(node.description.qualified_name, QUALIFIED)
+        # the link to the old viewer's "Data" output is kept
+        self.assertEqual(len(scheme.links), 2)
+        self.assertEqual(scheme.links[1].source_channel.name, "Data")
+        return self.create_widget(OWImageViewer, stored_settings=node.properties)
+
+    def test_removed_core_viewer_opens_this_widget(self):
+        w = self.viewer_from(ows_with_viewer(OLD_VIEWER, {"imageSize": 150}))
+        self.assertEqual(w.imageSize, 150)
+        w.onDeleteWidget()
+
+    def _data(self, folder):
+        names = [os.path.basename(write_photo(os.path.join(folder, f"{i}.png"), (10, 10)))
+                 for i in range(3)]
+        return image_table(names, folder), names
+
+    def test_version_1_workflow_context_dropped(self):
+        # the older viewer stored int indexes into its combos
+        context = Context(values={"imageAttr": 0, "titleAttr": 1, "image_attr": 0,
+                                  "selected_items": {"1.png"}},
+                          attributes={"x": 2}, metas={"image": 3, "name": 3})
+        settings = {"imageSize": 64, "context_settings": [context], "__version__": 1}
+        w = self.viewer_from(ows_with_viewer(QUALIFIED, settings))
+        with tempfile.TemporaryDirectory() as folder:
+            data, _ = self._data(folder)
+            self.send_signal(w.Inputs.data, data, widget=w)
+            self.assertEqual(w.image_attr.name, "image")
+            self.assertEqual(w.title_attr.name, "name")  # the default
+            self.assertEqual(w.selected_items, set())
+            self.assertIsNone(self.get_output(w.Outputs.selected_data, widget=w))
+        self.assertEqual(w.imageSize, 64)
+        w.onDeleteWidget()
+
+    def test_version_2_workflow_restores_columns_and_selection(self):
+        context = Context(values={"image_attr": ("image", 103), "title_attr": ("x", 2),
+                                  "selected_items": {"2.png", "0.png"}},
+                          attributes={"x": 2}, metas={"image": 3, "name": 3})
+        settings = {"imageSize": 96, "context_settings": [context], "__version__": 2}
+        w = self.viewer_from(ows_with_viewer(QUALIFIED, settings))
+        with tempfile.TemporaryDirectory() as folder:
+            data, _ = self._data(folder)
+            self.send_signal(w.Inputs.data, data[::-1], widget=w)
+            self.assertEqual(w.title_attr.name, "x")
+            selected = self.get_output(w.Outputs.selected_data, widget=w)
+            self.assertEqual(sorted(selected.metas[:, 0]), ["0.png", "2.png"])
+            annotated = self.get_output(w.Outputs.data, widget=w)
+            self.assertEqual(list(annotated.Y), [1, 0, 1])
+        w.onDeleteWidget()
 
 
 if __name__ == "__main__":
