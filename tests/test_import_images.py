@@ -119,13 +119,39 @@ def test_single_sub_folder_has_no_class(tmp_path):
     assert list(result.table.get_column("image")) == ["only/one.jpg"]
 
 
-def test_images_in_root_have_missing_category(tmp_path):
+def test_images_in_root_have_category_dot(tmp_path):
     make_image(tmp_path / "loose.jpg")
     make_image(tmp_path / "dogs" / "rex.jpg")
     table = import_images(tmp_path).table
-    assert table.domain.class_var.values == ("dogs",)
+    assert table.domain.class_var.values == (".", "dogs")
     assert list(table.get_column("image")) == ["dogs/rex.jpg", "loose.jpg"]
-    assert table.Y[0] == 0 and np.isnan(table.Y[1])
+    assert list(table.Y) == [1, 0]
+
+
+def test_scripting_interface_of_earlier_versions(tmp_path):
+    from orangecontrib.imageanalytics.import_images import ImportCancelled, ImportImages
+
+    make_image(tmp_path / "cats" / "a.JPG")
+    make_image(tmp_path / "dogs" / "b.png")
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not an image")
+    shares = []
+    table, n_skipped = ImportImages(report_progress=shares.append)(str(tmp_path))
+    assert len(table) == 2 and n_skipped == 1
+    assert table.domain.class_var.values == ("cats", "dogs")
+    assert shares and shares[-1] == 1.0
+    assert ImportImages()(str(tmp_path / "cats" / ".."))[0] is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ImportImages()(str(empty)) == (None, 0)
+
+    importer = ImportImages()
+
+    def cancel(_share):
+        importer.cancelled = True
+
+    importer.report_progress = cancel
+    with pytest.raises(ImportCancelled):
+        importer(str(tmp_path))
 
 
 def test_empty_folder_gives_no_table(tmp_path):

@@ -9,7 +9,8 @@ with earlier versions of the add-on) expect:
   ``width`` and ``height`` (pixels, as displayed, i.e. after EXIF rotation);
 * a class ``category`` whose values are the sub-folder paths relative to the
   folder, present only when the images lie in more than one folder. Images
-  directly in the chosen folder then have a missing category.
+  directly in the chosen folder then have the category ``.`` (the folder's
+  own relative path), as in earlier versions of the add-on.
 
 Image sizes come from the file headers, so a large collection imports
 quickly. Hidden files and folders (names starting with a dot) are skipped,
@@ -58,6 +59,7 @@ __all__ = [
     "WIDTH",
     "ImportCancelled",
     "ImportResult",
+    "ImportImages",
     "Skipped",
     "import_images",
     "run",
@@ -306,10 +308,11 @@ def _build_table(folder: str, rows: list[tuple[_Candidate, int, int]]
     class_vars = []
     y = None
     if len(folders) > 1:
-        values = [f for f in folders if f]
+        # the chosen folder itself is "." (its relative path), sorted first
+        values = [f or "." for f in folders]
         index = {v: float(i) for i, v in enumerate(values)}
         class_vars = [DiscreteVariable(CATEGORY, values=values)]
-        y = np.array([index.get(d, np.nan) for d in dirs], dtype=float)
+        y = np.array([index[d or "."] for d in dirs], dtype=float)
 
     domain = Domain([], class_vars, metas_vars)
     table = Table.from_numpy(domain, np.empty((n, 0)), y, metas=metas)
@@ -414,6 +417,42 @@ def import_images(
     skipped.sort(key=lambda s: _sort_key(s.path))
     table = _build_table(folder, rows) if rows else None
     return ImportResult(folder, table, skipped, n_ignored)
+
+
+class ImportImages:
+    """The scripting interface of earlier versions of the add-on.
+
+    ``table, n_skipped = ImportImages()(folder)``; the table is None when the
+    folder holds no images. Setting ``cancelled = True`` (from another
+    thread, or from ``report_progress``) stops a running import with
+    :class:`ImportCancelled`. New code can call :func:`import_images`, which
+    also tells which files were skipped and why.
+
+    Parameters
+    ----------
+    report_progress : callable, optional
+        Called with the share done, a float in [0, 1].
+    case_insensitive : bool
+        Accepted for compatibility: extensions are always compared without
+        regard to letter case.
+    """
+
+    def __init__(self, report_progress: Callable[[float], None] | None = None,
+                 case_insensitive: bool = True):
+        self.report_progress = report_progress
+        self.case_insensitive = case_insensitive
+        self.cancelled = False
+
+    def __call__(self, folder: str | os.PathLike) -> tuple[Table | None, int]:
+        self.cancelled = False
+
+        def progress(done: int, total: int) -> None:
+            if self.report_progress is not None:
+                self.report_progress(done / total if total else 1.0)
+
+        result = import_images(folder, progress=progress,
+                               should_stop=lambda: self.cancelled)
+        return result.table, result.n_skipped
 
 
 def run(folder: str, state: _State) -> ImportResult:
