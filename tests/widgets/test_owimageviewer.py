@@ -1,12 +1,14 @@
 """Image Viewer: defaults, placeholders with reasons, selection, restore, preview."""
+import base64
 import os
+import pickle
 import tempfile
 import time
 import unittest
 
 import numpy as np
-from AnyQt.QtCore import QEvent, QPoint, QPointF, Qt
-from AnyQt.QtGui import QImage, QMouseEvent
+from AnyQt.QtCore import QItemSelectionModel, Qt
+from AnyQt.QtGui import QImage
 from AnyQt.QtTest import QTest
 from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
@@ -152,7 +154,8 @@ class TestOWImageViewer(WidgetTest):
         data = image_table(self.names, self.folder)
         self.send_signal(self.widget.Inputs.data, data)
         view = self.widget.view
-        self.widget.resize(800, 500)
+        # wide enough for the five images on one line
+        self.widget.resize(1400, 500)
         self.widget.show()
         QApplication.processEvents()
 
@@ -173,19 +176,11 @@ class TestOWImageViewer(WidgetTest):
         click(0)
         click(2, Qt.ShiftModifier)
         self.assertEqual(selected(), self.names[:3])
-        # a rubber band from the empty space right of the last image
-        # back over the last two
-        last = view.visualRect(self.widget.model.index(4))
-        first = view.visualRect(self.widget.model.index(3))
-        start = last.topRight() + QPoint(view.spacing() + 30, 0)
-        if not view.indexAt(start).isValid() and view.viewport().rect().contains(start):
-            QTest.mousePress(view.viewport(), Qt.LeftButton, Qt.NoModifier, start)
-            move = QMouseEvent(QEvent.MouseMove, QPointF(first.center()), Qt.LeftButton,
-                               Qt.LeftButton, Qt.NoModifier)
-            QApplication.sendEvent(view.viewport(), move)
-            QTest.mouseRelease(view.viewport(), Qt.LeftButton, Qt.NoModifier,
-                               first.center())
-            self.assertEqual(selected(), self.names[3:])
+        # a rubber band over the last two (what dragging over them selects)
+        band = view.visualRect(self.widget.model.index(3)).united(
+            view.visualRect(self.widget.model.index(4))).adjusted(8, 8, -8, -8)
+        view.setSelection(band, QItemSelectionModel.ClearAndSelect)
+        self.assertEqual(selected(), self.names[3:])
         self.widget.hide()
 
     def test_selection_survives_reload_and_reorder(self):
@@ -258,6 +253,10 @@ class TestOldSettings(WidgetTest):
             self.assertEqual(w2.selected_items, {"2.png"})
             self.assertEqual(len(self.get_output(w2.Outputs.selected_data, widget=w2)), 1)
             w2.onDeleteWidget()
+
+
+def _encoded(values):
+    return base64.b64encode(pickle.dumps(values)).decode()
 
 
 def ows_with_viewer(qualified_name, settings) -> str:
@@ -349,7 +348,7 @@ class TestOldWorkflows(WidgetTest):
         w.onDeleteWidget()
 
     def test_version_2_workflow_restores_columns_and_selection(self):
-        context = Context(values={"image_attr": ("image", 103), "title_attr": ("x", 2),
+        context = Context(values={"image_attr": ("image", 103), "title_attr": ("x", 102),
                                   "selected_items": {"2.png", "0.png"}},
                           attributes={"x": 2}, metas={"image": 3, "name": 3})
         settings = {"imageSize": 96, "context_settings": [context], "__version__": 2}
