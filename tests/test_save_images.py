@@ -237,6 +237,14 @@ def test_missing_folder_value_goes_to_a_named_folder(photos, tmp_path):
     assert sorted(f.path for f in report.saved) == [f"{MISSING_FOLDER}/rex.png", "cats/tom.png"]
 
 
+def test_import_images_top_folder_category_saves_into_the_target(photos, tmp_path):
+    # Import Images names the category of images beside the sub-folders "."
+    table = image_table(["tom.jpg", "rex.jpg"], ["cats", "."], origin=photos)
+    report = save_images(table, tmp_path / "out")
+    assert sorted(f.path for f in report.saved) == ["cats/tom.png", "rex.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["cats", "rex.png"]
+
+
 def test_folders_by_any_categorical_column(photos, tmp_path):
     predicted = DiscreteVariable("Logistic Regression", values=["cat", "dog"])
     table = image_table(["tom.jpg", "rex.jpg"], ["cats", "cats"], origin=photos,

@@ -50,6 +50,7 @@ __all__ = [
     "SkippedRow",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "THIS_FOLDER",
     "folder_columns",
     "image_columns",
     "save_images",
@@ -65,6 +66,10 @@ SCALE_SIZES: tuple[tuple[str, str, tuple[int, int]], ...] = tuple(
     (key, get_embedder(key).label, get_embedder(key).input_shape) for key in LEGACY_ORDER)
 #: The folder of rows whose category is missing.
 MISSING_FOLDER = "(missing)"
+#: The category that Import Images gives images lying directly in the chosen
+#: folder (beside sub-folders); they are saved directly into the target, so
+#: that importing and saving keeps the layout.
+THIS_FOLDER = "."
 
 
 class _ClassVar:
@@ -303,7 +308,8 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         A categorical column (or its name) whose values name the sub-folders;
         by default the class variable when it is categorical; None saves
         all images directly into ``target``. Rows with a missing value go
-        to :data:`MISSING_FOLDER`.
+        to :data:`MISSING_FOLDER`, rows with the value ``.`` (see
+        :data:`THIS_FOLDER`) directly into ``target``.
     format
         One of :data:`FORMATS`.
     size
@@ -379,10 +385,10 @@ def _save_rows(prepared, report: SaveReport, target_folder: TargetFolder,
             report.skipped.append(SkippedRow(row, source, f"unexpected error: {e}"))
         else:
             try:
-                if folder_var is None:
+                folder_value = folder_values[row]
+                if folder_var is None or folder_value == THIS_FOLDER:
                     folder = ""
                 else:
-                    folder_value = folder_values[row]
                     folder = target_folder.folder_for(
                         MISSING_FOLDER if folder_value is None else folder_value)
                 stem = safe_component(_stem(resolve_source(value, origin)))
