@@ -7,8 +7,8 @@ import time
 import unittest
 
 import numpy as np
-from AnyQt.QtCore import QItemSelectionModel, Qt
-from AnyQt.QtGui import QImage
+from AnyQt.QtCore import QEvent, QPoint, QPointF, QRect, Qt
+from AnyQt.QtGui import QImage, QMouseEvent
 from AnyQt.QtTest import QTest
 from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
@@ -176,11 +176,23 @@ class TestOWImageViewer(WidgetTest):
         click(0)
         click(2, Qt.ShiftModifier)
         self.assertEqual(selected(), self.names[:3])
-        # a rubber band over the last two (what dragging over them selects)
-        band = view.visualRect(self.widget.model.index(3)).united(
-            view.visualRect(self.widget.model.index(4))).adjusted(8, 8, -8, -8)
-        view.setSelection(band, QItemSelectionModel.ClearAndSelect)
-        self.assertEqual(selected(), self.names[3:])
+        # a rubber band dragged from the empty corner to the middle of image 3
+        viewport = view.viewport()
+        corner = viewport.rect().bottomRight() - QPoint(5, 5)
+        self.assertFalse(view.indexAt(corner).isValid())
+        target = view.visualRect(self.widget.model.index(3)).center()
+        QTest.mousePress(viewport, Qt.LeftButton, Qt.NoModifier, corner)
+        for t in (0.3, 0.6, 1.0):
+            point = corner + (target - corner) * t
+            QApplication.sendEvent(viewport, QMouseEvent(
+                QEvent.MouseMove, QPointF(point), Qt.NoButton, Qt.LeftButton,
+                Qt.NoModifier))
+        QTest.mouseRelease(viewport, Qt.LeftButton, Qt.NoModifier, target)
+        band = QRect(target, corner).normalized()
+        inside = [self.names[r] for r in range(5)
+                  if view.visualRect(self.widget.model.index(r)).intersects(band)]
+        self.assertIn(self.names[3], inside)
+        self.assertEqual(selected(), inside)
         self.widget.hide()
 
     def test_selection_survives_reload_and_reorder(self):
