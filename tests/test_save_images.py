@@ -430,6 +430,39 @@ def test_stop_keeps_what_was_written_and_resume_finishes(photos, tmp_path):
     assert len(os.listdir(tmp_path / "out")) == 3
 
 
+def test_stop_does_not_wait_for_an_image_being_prepared(photos, tmp_path):
+    # a 12 MP photo takes seconds to encode; Stop must not wait for it
+    import threading
+    import time
+
+    from orangecontrib.imageanalytics import save_images as module
+
+    release, started = threading.Event(), threading.Event()
+    real_prepare = module._prepare
+
+    def slow_prepare(source, *args):
+        if source.endswith("rex.jpg"):
+            started.set()
+            release.wait(30)
+        return real_prepare(source, *args)
+
+    table = image_table(["tom.jpg", "rex.jpg", "felix.png"], origin=photos)
+    try:
+        with mock.patch.object(module, "_prepare", slow_prepare):
+            start = time.perf_counter()
+            done = []
+            report = save_images(table, tmp_path / "out", workers=1,
+                                 progress=lambda d, t: done.append(d),
+                                 should_stop=lambda: bool(done) and started.is_set())
+            elapsed = time.perf_counter() - start
+    finally:
+        release.set()
+    assert elapsed < 10
+    assert report.cancelled
+    assert [f.path for f in report.saved] == ["tom.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["tom.png"]
+
+
 KILLED_SAVE = textwrap.dedent("""
     import os, signal, sys
     from orangecontrib.imageanalytics import save_images, save_target as module

@@ -17,7 +17,7 @@ import os
 from collections import Counter
 from contextlib import closing
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from Orange.data import DiscreteVariable, StringVariable, Table, Variable
@@ -95,6 +95,8 @@ _ENCODER_OPTIONS = {
     "pdf": {"creationDate": None, "modDate": None},
 }
 _MAX_PENDING_PER_WORKER = 4
+# how soon a stop is seen while an image is being prepared
+_STOP_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -320,8 +322,9 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
     progress
         Called as ``progress(done, total)`` after each row.
     should_stop
-        Polled between rows; when it returns true the save stops, keeping
-        what was written.
+        Polled between rows and while an image is being prepared; when it
+        returns true the save stops at once, keeping what was written (no
+        file is written after it).
     workers
         Threads that read, decode and encode; by default one per core.
 
@@ -406,26 +409,37 @@ def _in_order(prepare, values: list, workers: int | None,
               should_stop: Callable[[], bool] | None) -> Iterator[tuple[int, object, Future | None]]:
     """Run ``prepare`` on each value in a thread pool, a bounded number ahead,
     and yield ``(index, value, future)`` in order; ``(.., None)`` once
-    ``should_stop`` is true."""
+    ``should_stop`` is true, also while waiting for an image.
+
+    Closing the generator cancels the queued images and does not wait for
+    those being prepared (a 12 MP photo takes seconds to encode): they only
+    make bytes in memory, which are dropped; files are written by the
+    caller alone."""
     workers = workers or min(8, os.cpu_count() or 1)
     window = workers * _MAX_PENDING_PER_WORKER
-    with ThreadPoolExecutor(workers, thread_name_prefix="save-images") as pool:
-        pending: list[tuple[int, object, Future]] = []
-        submitted = 0
-        try:
-            while submitted < len(values) or pending:
-                while submitted < len(values) and len(pending) < window:
-                    pending.append((submitted, values[submitted],
-                                    pool.submit(prepare, values[submitted])))
-                    submitted += 1
-                if should_stop is not None and should_stop():
-                    yield -1, None, None
-                    return
-                row, value, future = pending.pop(0)
-                yield row, value, future
-        finally:
-            for _, _, future in pending:
-                future.cancel()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="save-images")
+    pending: list[tuple[int, object, Future]] = []
+    submitted = 0
+    try:
+        while submitted < len(values) or pending:
+            while submitted < len(values) and len(pending) < window:
+                pending.append((submitted, values[submitted],
+                                pool.submit(prepare, values[submitted])))
+                submitted += 1
+            row, value, future = pending[0]
+            if should_stop is not None:
+                while True:
+                    if should_stop():
+                        yield -1, None, None
+                        return
+                    if wait([future], timeout=_STOP_POLL_S).done:
+                        break
+            pending.pop(0)
+            yield row, value, future
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _image_var(table: Table, column) -> Variable:
