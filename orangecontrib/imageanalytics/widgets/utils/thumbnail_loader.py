@@ -44,6 +44,28 @@ def pil_to_qimage(image: Image.Image) -> QImage:
     return QImage(data, width, height, bpl, fmt).copy()
 
 
+#: How much nicer than the GUI thread the workers are (Linux only).
+_WORKER_NICENESS = 5
+
+
+def _lower_thread_priority() -> None:
+    """Make the calling thread yield the CPU to the GUI thread.
+
+    When the cores are busy (other programs, several views loading) the
+    scheduler then runs the GUI thread first, so painting and input do not
+    wait behind decoding. Linux applies a niceness to a single thread; other
+    systems apply it to the whole process, so nothing is done there.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + _WORKER_NICENESS))
+    except (AttributeError, OSError):
+        pass
+
+
 class _Request:
     __slots__ = ("source", "bucket", "seq")
 
@@ -263,6 +285,7 @@ class ThumbnailLoader(QObject):
         return None
 
     def _work(self) -> None:
+        _lower_thread_priority()
         while True:
             with self._cond:
                 job = None
