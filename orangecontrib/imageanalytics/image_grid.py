@@ -117,7 +117,7 @@ def project(vectors: np.ndarray, *, seed: int = 0,
     def callback(iteration, error, embedding):
         nonlocal stopped
         if progress is not None:
-            progress(min(iteration / 750, 1.0))
+            progress(min(iteration / 375, 1.0))
         if should_stop is not None and should_stop():
             stopped = True
             return True
@@ -126,9 +126,9 @@ def project(vectors: np.ndarray, *, seed: int = 0,
     tsne = TSNE(
         n_components=2, perplexity=min(30.0, (n - 1) / 3),
         initialization="pca", metric="euclidean", n_jobs=n_jobs,
-        random_state=seed, early_exaggeration_iter=250, n_iter=500,
+        random_state=seed, early_exaggeration_iter=125, n_iter=250,
         neighbors="exact" if n < 1000 else "annoy",
-        negative_gradient_method="bh" if n < 5000 else "fft",
+        negative_gradient_method="fft",
         callbacks=callback, callbacks_every_iters=10, verbose=False)
     if should_stop is not None and should_stop():
         raise LayoutCancelled

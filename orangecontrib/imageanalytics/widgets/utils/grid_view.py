@@ -1,0 +1,265 @@
+"""One custom-painted view of an image grid: only visible cells are drawn.
+
+Thumbnails come from the shared ThumbnailLoader at the cell size; the view
+keeps no item per image, so 10,000 images cost one array of cell indexes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from AnyQt.QtCore import QPoint, QRect, QSize, Qt
+from AnyQt.QtCore import pyqtSignal as Signal
+from AnyQt.QtGui import QColor, QImage, QPainter, QPen
+from AnyQt.QtWidgets import QAbstractScrollArea, QRubberBand
+
+from orangecontrib.imageanalytics.widgets.utils.placeholders import (
+    failed_pixmap, loading_pixmap)
+from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
+
+LABEL_HEIGHT = 16
+FADED_OPACITY = 0.35
+
+
+class GridView(QAbstractScrollArea):
+    """Paints ``rows × cols`` cells; ``row_of_cell[c]`` is the data row or -1."""
+    selectionMade = Signal(object, object)        # list of data rows, modifiers
+    currentChanged = Signal(int)                  # data row
+    previewRequested = Signal(int)
+
+    def __init__(self, loader: ThumbnailLoader, parent=None):
+        super().__init__(parent)
+        self.loader = loader
+        self.loader.thumbnailReady.connect(self._on_ready)
+        self.rows = self.cols = 0
+        self.row_of_cell = np.zeros(0, dtype=int)
+        self.values: list = []
+        self.origin = None
+        self.labels: list[str] | None = None
+        self.colors: list[QColor] = []               # colour of group g at g - 1
+        self.groups = np.zeros(0, dtype=np.int64)     # per data row, 0 = unselected
+        self.faded = np.zeros(0, dtype=bool)
+        self.label_selected_only = False
+        self.cell_size = 100
+        self.crop = False
+        self.current = -1
+        self._press = None
+        self._band = QRubberBand(QRubberBand.Rectangle, self.viewport())
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.viewport().setMouseTracking(False)
+
+    # --- content -----------------------------------------------------------
+    def set_grid(self, rows, cols, cell, values, origin):
+        """``cell[i]`` is the cell of data row i (``GridLayout.cell``)."""
+        cell = np.asarray(cell, dtype=np.int64)
+        self.rows, self.cols = rows, cols
+        self.row_of_cell = np.full(rows * cols, -1, dtype=np.int64)
+        self.row_of_cell[cell] = np.arange(len(cell))
+        self.values, self.origin = values, origin
+        if len(self.groups) != len(values):
+            self.groups = np.zeros(len(values), dtype=np.int64)
+        if len(self.faded) != len(values):
+            self.faded = np.zeros(len(values), dtype=bool)
+        self.current = -1
+        self._update_scroll()
+
+    def clear(self):
+        self.rows = self.cols = 0
+        self.row_of_cell = np.zeros(0, dtype=np.int64)
+        self.values, self.origin, self.labels = [], None, None
+        self.groups = np.zeros(0, dtype=np.int64)
+        self.faded = np.zeros(0, dtype=bool)
+        self.current = -1
+        self._update_scroll()
+
+    def refresh(self):
+        self._update_scroll()
+
+    def set_cell_size(self, size: int):
+        self.cell_size = size
+        self._update_scroll()
+
+    def set_labels(self, labels):
+        self.labels = labels
+        self._update_scroll()
+
+    def set_colors(self, colors, faded):
+        self.colors, self.faded = colors, np.asarray(faded, dtype=bool)
+        self.viewport().update()
+
+    def set_crop(self, crop: bool):
+        self.crop = crop
+        self.viewport().update()
+
+    def _pitch(self) -> QSize:
+        extra = LABEL_HEIGHT if self.labels is not None else 0
+        return QSize(self.cell_size + 6, self.cell_size + 6 + extra)
+
+    def _update_scroll(self):
+        p = self._pitch()
+        vs = self.viewport().size()
+        self.horizontalScrollBar().setRange(0, max(0, self.cols * p.width() - vs.width()))
+        self.verticalScrollBar().setRange(0, max(0, self.rows * p.height() - vs.height()))
+        self.horizontalScrollBar().setPageStep(vs.width())
+        self.verticalScrollBar().setPageStep(vs.height())
+        self.viewport().update()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._update_scroll()
+
+    def cell_rect(self, cell: int) -> QRect:
+        p = self._pitch()
+        r, c = divmod(cell, self.cols)
+        return QRect(c * p.width() - self.horizontalScrollBar().value(),
+                     r * p.height() - self.verticalScrollBar().value(),
+                     p.width(), p.height())
+
+    def visible_cells(self) -> list[int]:
+        if not self.cols:
+            return []
+        p = self._pitch()
+        x0, y0 = self.horizontalScrollBar().value(), self.verticalScrollBar().value()
+        vs = self.viewport().size()
+        c0, c1 = x0 // p.width(), min(self.cols - 1, (x0 + vs.width()) // p.width())
+        r0, r1 = y0 // p.height(), min(self.rows - 1, (y0 + vs.height()) // p.height())
+        return [r * self.cols + c for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
+
+    def cell_at(self, pos: QPoint) -> int:
+        if not self.cols:
+            return -1
+        p = self._pitch()
+        x = pos.x() + self.horizontalScrollBar().value()
+        y = pos.y() + self.verticalScrollBar().value()
+        c, r = x // p.width(), y // p.height()
+        if 0 <= c < self.cols and 0 <= r < self.rows:
+            return r * self.cols + c
+        return -1
+
+    # --- painting ----------------------------------------------------------
+    def paintEvent(self, event):
+        painter = QPainter(self.viewport())
+        size = self.cell_size
+        visible = self.visible_cells()
+        rows_shown = []
+        for cell in visible:
+            row = int(self.row_of_cell[cell]) if cell < len(self.row_of_cell) else -1
+            if row < 0:
+                continue
+            rows_shown.append(row)
+            rect = self.cell_rect(cell)
+            inner = QRect(rect.x() + 3, rect.y() + 3, size, size)
+            painter.setOpacity(FADED_OPACITY if len(self.faded) and self.faded[row]
+                               else 1.0)
+            image = self.loader.request(row, self.values[row], self.origin, size)
+            if image is None:
+                pix = (failed_pixmap(size) if self.loader.error(row) is not None
+                       else loading_pixmap(size))
+                painter.drawPixmap(inner, pix)
+            else:
+                self._draw_image(painter, image, inner)
+            group = int(self.groups[row]) if row < len(self.groups) else 0
+            if self.labels is not None and (group or not self.label_selected_only):
+                painter.drawText(QRect(rect.x(), inner.bottom() + 2, rect.width(),
+                                       LABEL_HEIGHT), Qt.AlignCenter | Qt.TextSingleLine,
+                                 self.labels[row])
+            painter.setOpacity(1.0)
+            color = self.colors[(group - 1) % len(self.colors)] \
+                if group and self.colors else None
+            if color is not None:
+                painter.setPen(QPen(color, 3))
+                painter.drawRect(rect.adjusted(1, 1, -2, -2))
+            if row == self.current and self.hasFocus():
+                painter.setPen(QPen(self.palette().highlight().color(), 1, Qt.DashLine))
+                painter.drawRect(rect.adjusted(0, 0, -1, -1))
+        painter.end()
+        self.loader.retain_only(rows_shown)
+
+    def _draw_image(self, painter, image: QImage, inner: QRect):
+        w, h = image.width(), image.height()
+        if not w or not h:
+            return
+        if self.crop:
+            scale = max(inner.width() / w, inner.height() / h)
+            sw, sh = inner.width() / scale, inner.height() / scale
+            src = QRect(int((w - sw) / 2), int((h - sh) / 2), int(sw), int(sh))
+            painter.drawImage(inner, image, src)
+        else:
+            scale = min(inner.width() / w, inner.height() / h)
+            dw, dh = int(w * scale), int(h * scale)
+            target = QRect(inner.x() + (inner.width() - dw) // 2,
+                           inner.y() + (inner.height() - dh) // 2, dw, dh)
+            painter.drawImage(target, image)
+
+    def _on_ready(self, key):
+        if not self.cols:
+            return
+        cells = np.flatnonzero(self.row_of_cell == key) if isinstance(key, int) else []
+        for cell in cells:
+            self.viewport().update(self.cell_rect(int(cell)))
+
+    # --- interaction -------------------------------------------------------
+    def rows_in(self, rect: QRect) -> list[int]:
+        rect = rect.normalized()
+        out = []
+        for cell in self.visible_cells():
+            row = int(self.row_of_cell[cell])
+            if row >= 0 and self.cell_rect(cell).intersects(rect):
+                out.append(row)
+        return out
+
+    def mousePressEvent(self, event):
+        if event.button() != Qt.LeftButton:
+            return super().mousePressEvent(event)
+        self._press = event.pos()
+        self._band.setGeometry(QRect(self._press, QSize()))
+        self._band.show()
+
+    def mouseMoveEvent(self, event):
+        if self._press is not None:
+            self._band.setGeometry(QRect(self._press, event.pos()).normalized())
+
+    def mouseReleaseEvent(self, event):
+        if self._press is None:
+            return super().mouseReleaseEvent(event)
+        rect = QRect(self._press, event.pos()).normalized()
+        self._band.hide()
+        self._press = None
+        if rect.width() < 3 and rect.height() < 3:
+            cell = self.cell_at(event.pos())
+            row = int(self.row_of_cell[cell]) if cell >= 0 else -1
+            rows = [row] if row >= 0 else []
+            if row >= 0:
+                self.current = row
+                self.currentChanged.emit(row)
+        else:
+            rows = self.rows_in(rect)
+        self.selectionMade.emit(rows, event.modifiers())
+
+    def keyPressEvent(self, event):
+        key = event.key()
+        if key == Qt.Key_Space and self.current >= 0:
+            self.previewRequested.emit(self.current)
+            return
+        moves = {Qt.Key_Left: (0, -1), Qt.Key_Right: (0, 1),
+                 Qt.Key_Up: (-1, 0), Qt.Key_Down: (1, 0)}
+        if key in moves and self.cols:
+            self.move_current(key)
+            return
+        super().keyPressEvent(event)
+
+    def move_current(self, key: int):
+        """Move the current cell by an arrow key (Qt.Key)."""
+        moves = {Qt.Key_Left: (0, -1), Qt.Key_Right: (0, 1),
+                 Qt.Key_Up: (-1, 0), Qt.Key_Down: (1, 0)}
+        if key not in moves or not self.cols:
+            return
+        dr, dc = moves[key]
+        cells = np.flatnonzero(self.row_of_cell == self.current)
+        cell = int(cells[0]) if len(cells) else 0
+        r, c = divmod(cell, self.cols)
+        r = min(max(r + dr, 0), self.rows - 1)
+        c = min(max(c + dc, 0), self.cols - 1)
+        row = int(self.row_of_cell[r * self.cols + c])
+        if row >= 0:
+            self.current = row
+            self.currentChanged.emit(row)
+            self.viewport().update()
