@@ -93,8 +93,12 @@ def _pca(x: np.ndarray, dims: int) -> np.ndarray:
 def project(vectors: np.ndarray, *, seed: int = 0,
             progress: Callable[[float], None] | None = None,
             should_stop: Callable[[], bool] | None = None,
-            n_jobs: int = 2) -> np.ndarray:
-    """2-D t-SNE coordinates of the rows of ``vectors`` (cosine geometry)."""
+            n_jobs: int = 1) -> np.ndarray:
+    """2-D t-SNE coordinates of the rows of ``vectors`` (cosine geometry).
+
+    One thread by default: on a two-core machine that also paints the GUI
+    and decodes thumbnails, two t-SNE threads measured 2-3x slower.
+    """
     x = np.asarray(vectors, dtype=np.float64)
     n = len(x)
     if n == 0:
