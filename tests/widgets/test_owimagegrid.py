@@ -184,8 +184,9 @@ class TestOWImageGrid(WidgetTest):
         w = self.create_widget(OWImageGrid, stored_settings=settings)
         self.assertEqual(w.cell_fit, "Resize")
         self.assertEqual((w.rows, w.columns), (5, 5))
-        self.send(self.data)
-        self.assertIsNotNone(self.get_output(w.Outputs.data))
+        self.send_signal(w.Inputs.data, self.data, widget=w)
+        self.wait_until_finished(w, timeout=60000)
+        self.assertIsNotNone(self.get_output(w.Outputs.data, widget=w))
         self.assertEqual(w.imageAttr, 0)
 
     def test_preview_and_report(self):
