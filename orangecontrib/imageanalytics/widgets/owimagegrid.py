@@ -99,7 +99,6 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self._coords = None
         self._layout = None
         self._restore_selection = self.selection
-        self._first_data = True
 
         self.image_model = VariableListModel()
         self.label_model = VariableListModel(placeholder="(No labels)")
@@ -238,9 +237,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.groups = np.array(sel, dtype=np.int64) \
             if sel is not None and len(sel) == n else np.zeros(n, dtype=np.int64)
         self.view.faded = np.zeros(n, dtype=bool)
-        if self.rows * self.columns < n or (self.auto_update and not self._first_data):
+        if self.rows * self.columns < n or self.auto_update:
             self.rows, self.columns = self._auto_size(n)
-        self._first_data = False
         self._set_labels()
         self._start_layout()
 
@@ -310,6 +308,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.refresh()
 
     def _on_size(self):
+        # a size chosen by hand is kept for new data and when the workflow reopens
+        self.auto_update = False
         self._start_layout()     # re-snaps; the projection is kept
 
     def set_auto_size(self):
