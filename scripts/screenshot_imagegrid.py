@@ -50,7 +50,7 @@ def workflow(path: str) -> None:
     embedder = props({"cb_embedder_current_id": 1, "_auto_apply": True})
     groups = [1] * 3 + [0] * 3 + [2] * 3 + [0] * 9   # two groups, as if marked
     grid = props({"imageSize": 120, "cell_fit": "Crop", "auto_commit": True,
-                  "selection": groups,
+                  "selection": groups, "rows": 4, "columns": 5,
                     "__version__": 2, "controlAreaVisible": True})
     state = base64.b64encode(geometry).decode()
     text = f"""<?xml version='1.0' encoding='utf-8'?>
