@@ -10,6 +10,7 @@ next image while the window stays open.
 from __future__ import annotations
 
 import itertools
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from AnyQt.QtCore import QSize, Qt
@@ -59,8 +60,10 @@ class ImagePreview(QWidget):
         # one worker: holding an arrow key queues many images, only the
         # latest of which is still wanted when the worker gets to it
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="image-preview")
-        executor = self._executor  # not self: the window may be gone by then
-        self.destroyed.connect(lambda: executor.shutdown(wait=False))
+        # a Python finalizer, not a slot on our own destroyed() signal: PyQt
+        # may call such a slot while the wrapper is half torn down (a crash
+        # when a workflow closes)
+        weakref.finalize(self, self._executor.shutdown, wait=False)
         self.resize(self._fit_size())
 
     # ------------------------------------------------------------ public
