@@ -99,6 +99,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self._coords = None
         self._layout = None
         self._restore_selection = self.selection
+        self._first_data = True
 
         self.image_model = VariableListModel()
         self.label_model = VariableListModel(placeholder="(No labels)")
@@ -237,8 +238,10 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.groups = np.array(sel, dtype=np.int64) \
             if sel is not None and len(sel) == n else np.zeros(n, dtype=np.int64)
         self.view.faded = np.zeros(n, dtype=bool)
-        if self.rows * self.columns < n or self.auto_update:
+        # the first data after a workflow opens keeps the stored size if it fits
+        if self.rows * self.columns < n or (self.auto_update and not self._first_data):
             self.rows, self.columns = self._auto_size(n)
+        self._first_data = False
         self._set_labels()
         self._start_layout()
 
