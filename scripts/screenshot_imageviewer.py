@@ -10,32 +10,14 @@ keeps the viewer window's part in doc/widgets/images/imageviewer.png.
 
 Needs Xvfb; it is started on the display unless one runs there already.
 """
-import argparse
 import base64
 import os
 import pickle
-import subprocess
-import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from canvas_screenshot import PREFIX, ROOT, arguments, shoot, window_state
+
 IMAGES = os.path.join(ROOT, "examples", "images")
 GEOMETRY = (40, 40, 1000, 640)  # x, y, width, height of the viewer window
-
-PREFIX = "orangecontrib.imageanalytics.widgets."
-
-
-def window_state(geometry) -> bytes:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from AnyQt.QtWidgets import QApplication, QWidget
-
-    app = QApplication.instance() or QApplication(["x"])
-    w = QWidget()
-    w.setGeometry(*geometry)
-    data = bytes(w.saveGeometry())
-    del app
-    return data
 
 
 def workflow(path: str) -> None:
@@ -82,73 +64,9 @@ def workflow(path: str) -> None:
         f.write(text)
 
 
-GRAB = """
-import sys
-from AnyQt.QtWidgets import QApplication
-app = QApplication(sys.argv[:1])
-x, y, w, h = map(int, sys.argv[2:6])
-shot = QApplication.primaryScreen().grabWindow(0)
-shot.copy(x, y, w, h).save(sys.argv[1])
-"""
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--display", default=":91")
-    parser.add_argument("--out", default=os.path.join(ROOT, "doc", "widgets", "images",
-                                                      "imageviewer.png"))
-    parser.add_argument("--wait", type=float, default=25.0)
-    args = parser.parse_args()
-    env = dict(os.environ, DISPLAY=args.display)
-    env.pop("QT_QPA_PLATFORM", None)
-    xvfb = None
-    if subprocess.run(["xdpyinfo"], env=env, capture_output=True).returncode != 0 \
-            if _has("xdpyinfo") else True:
-        xvfb = subprocess.Popen(["Xvfb", args.display, "-screen", "0", "1600x1000x24"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2)
-    with tempfile.TemporaryDirectory() as tmp:
-        ows = os.path.join(tmp, "imageviewer.ows")
-        workflow(ows)
-        canvas = subprocess.Popen(
-            [sys.executable, "-m", "Orange.canvas", "--no-splash", "--no-welcome", ows],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(args.wait)
-            geometry = find_window("Image Viewer", env) or GEOMETRY
-            subprocess.run([sys.executable, "-c", GRAB, args.out, *map(str, geometry)],
-                           env=env, check=True)
-        finally:
-            canvas.terminate()
-            canvas.wait(10)
-            if xvfb is not None:
-                xvfb.terminate()
-                xvfb.wait(10)
-    print(args.out)
-
-
-def find_window(title: str, env) -> tuple[int, int, int, int] | None:
-    """Where the window of this title lies on the screen (from xwininfo)."""
-    import re
-
-    if not _has("xwininfo"):
-        return None
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True,
-                          text=True, check=False).stdout
-    for line in tree.splitlines():
-        # 0x20000d "Image Viewer — Orange": (...)  938x626+320+145  +320+145
-        match = re.search(r'"%s[^"]*":.*?\s(\d+)x(\d+)[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)'
-                          % re.escape(title), line)
-        if match:
-            w, h, x, y = map(int, match.groups())
-            if w > 200 and h > 200:
-                return max(0, x), max(0, y), w, h
-    return None
-
-
-def _has(program: str) -> bool:
-    from shutil import which
-    return which(program) is not None
+    args = arguments(__doc__.split("\n")[0], ":91", "imageviewer.png")
+    shoot(workflow, "Image Viewer", GEOMETRY, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""Take a widget's screenshot in the real canvas: shared by the help-page scripts.
+
+A script writes a workflow whose widget window opens by itself (a default
+window group with the window's saved geometry, see :func:`window_state`);
+:func:`shoot` opens it in Orange's canvas on an X display (starting Xvfb
+unless one runs there already), grabs the screen from a second Qt process
+and keeps the widget window's part.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from shutil import which
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGES_DIR = os.path.join(ROOT, "doc", "widgets", "images")
+PREFIX = "orangecontrib.imageanalytics.widgets."
+
+GRAB = """
+import sys
+from AnyQt.QtWidgets import QApplication
+app = QApplication(sys.argv[:1])
+x, y, w, h = map(int, sys.argv[2:6])
+shot = QApplication.primaryScreen().grabWindow(0)
+shot.copy(x, y, w, h).save(sys.argv[1])
+"""
+
+
+def window_state(geometry) -> bytes:
+    """A widget window's saved geometry (x, y, width, height), as the canvas stores it."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from AnyQt.QtWidgets import QApplication, QWidget
+
+    app = QApplication.instance() or QApplication(["x"])
+    w = QWidget()
+    w.setGeometry(*geometry)
+    data = bytes(w.saveGeometry())
+    del app
+    return data
+
+
+def arguments(description: str, display: str, png: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--display", default=display)
+    parser.add_argument("--out", default=os.path.join(IMAGES_DIR, png))
+    parser.add_argument("--wait", type=float, default=25.0)
+    return parser.parse_args()
+
+
+def shoot(write_workflow, title: str, geometry, args: argparse.Namespace) -> None:
+    """Open the workflow ``write_workflow(path)`` writes; save window ``title``."""
+    env = dict(os.environ, DISPLAY=args.display)
+    env.pop("QT_QPA_PLATFORM", None)
+    xvfb = None
+    if subprocess.run(["xdpyinfo"], env=env, capture_output=True).returncode != 0 \
+            if _has("xdpyinfo") else True:
+        xvfb = subprocess.Popen(["Xvfb", args.display, "-screen", "0", "1600x1000x24"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        ows = os.path.join(tmp, "screenshot.ows")
+        write_workflow(ows)
+        canvas = subprocess.Popen(
+            [sys.executable, "-m", "Orange.canvas", "--no-splash", "--no-welcome", ows],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(args.wait)
+            where = find_window(title, env) or geometry
+            subprocess.run([sys.executable, "-c", GRAB, args.out, *map(str, where)],
+                           env=env, check=True)
+        finally:
+            canvas.terminate()
+            canvas.wait(10)
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(10)
+    print(args.out)
+
+
+def find_window(title: str, env) -> tuple[int, int, int, int] | None:
+    """Where the window of this title lies on the screen (from xwininfo)."""
+    if not _has("xwininfo"):
+        return None
+    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True,
+                          text=True, check=False).stdout
+    for line in tree.splitlines():
+        # 0x20000d "Image Viewer — Orange": (...)  938x626+320+145  +320+145
+        match = re.search(r'"%s[^"]*":.*?\s(\d+)x(\d+)[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)'
+                          % re.escape(title), line)
+        if match:
+            w, h, x, y = map(int, match.groups())
+            if w > 200 and h > 200:
+                return max(0, x), max(0, y), w, h
+    return None
+
+
+def _has(program: str) -> bool:
+    return which(program) is not None
