@@ -9,6 +9,8 @@ from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
     EMBEDDERS,
     LEGACY_ORDER,
+    LOCAL_COPIES,
+    PUBLIC_SERVER_URL,
     EmbedderSpec,
     embedder_keys,
     get_embedder,
@@ -27,7 +29,11 @@ SPECS = pytest.mark.parametrize("spec", list(EMBEDDERS.values()),
 
 def test_registry_holds_the_known_embedders():
     assert set(EMBEDDERS) == set(INPUT_SIZES)
-    assert embedder_keys() == list(EMBEDDERS)
+    assert set(embedder_keys()) == set(EMBEDDERS) | set(LOCAL_COPIES)
+    # a local copy is listed right after the server embedder it copies
+    keys = embedder_keys()
+    for key, spec in LOCAL_COPIES.items():
+        assert keys.index(key) == keys.index(spec.server_key) + 1
     assert DEFAULT_EMBEDDER == "squeezenet"
     # cb_embedder_current_id of old workflows indexes this order
     assert LEGACY_ORDER == ("inception-v3", "squeezenet", "vgg16", "vgg19",
@@ -90,5 +96,34 @@ def test_downloadable_weights_name_their_hash(spec: EmbedderSpec):
 def test_unknown_key_names_valid_keys(key):
     with pytest.raises(ValueError) as info:
         get_embedder(key)
-    for valid in EMBEDDERS:
+    for valid in embedder_keys():
         assert valid in str(info.value)
+
+
+def test_local_copies_run_the_server_networks_here():
+    assert set(LOCAL_COPIES) == {"inception-v3-local", "vgg16-local",
+                                 "vgg19-local"}
+    for key, copy in LOCAL_COPIES.items():
+        original = EMBEDDERS[copy.server_key]
+        assert key == f"{original.key}-local" and get_embedder(key) is copy
+        assert copy.local and not original.local
+        assert copy.display_name == f"{original.label} (local)"
+        assert original.display_name == f"{original.label} (server)"
+        # same network, weights and preprocessing: only where it runs differs
+        for field in ("label", "input_size", "dimension", "channel_order",
+                      "scale", "mean", "std", "weights",
+                      "preprocessing_version"):
+            assert getattr(copy, field) == getattr(original, field), field
+        assert "this computer" in copy.description
+        # the server serves EMBEDDERS; copies are not served under new names
+        assert key not in EMBEDDERS
+
+
+def test_public_server_is_orange_s():
+    assert PUBLIC_SERVER_URL.startswith("https://")
+    import inspect
+
+    from Orange.misc import server_embedder
+    # Orange's own client documents the host it talks to
+    host = PUBLIC_SERVER_URL.removeprefix("https://")
+    assert host in inspect.getsource(server_embedder)

@@ -33,6 +33,7 @@ import numpy as np
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.registry import (
+    LOCAL_COPIES,
     EmbedderSpec,
     get_embedder,
 )
@@ -86,6 +87,20 @@ _LOCAL_MODELS: dict[
     str, tuple[Callable[[EmbedderSpec], nn.Module], Callable[[], str]]] = {
     "squeezenet": (_squeezenet_model, _squeezenet_digest),
 }
+
+
+def _local_copy_model(spec: EmbedderSpec) -> nn.Module:
+    from orangecontrib.imageanalytics.embedders.models.local_copies import (
+        build_local_copy,
+    )
+    return build_local_copy(spec)
+
+
+# server networks that run here from downloaded weights; the registry's hash
+# names the file exactly because the loader checks it before every build
+_LOCAL_MODELS.update({
+    key: (_local_copy_model, lambda spec=spec: spec.weights.sha256)
+    for key, spec in LOCAL_COPIES.items()})
 
 
 class Runner(Protocol):
@@ -367,7 +382,10 @@ def get_runner(spec: EmbedderSpec | str, *, engine: str = "auto",
 
 
 def _build_runner(spec: EmbedderSpec, engine: str, threads: int) -> Runner:
-    if engine in ("auto", "onnx"):
+    # "auto" runs downloaded networks in PyTorch: an ONNX export would keep
+    # a second copy of their weights (up to 0.5 GB) in the cache folder
+    if engine == "onnx" or (engine == "auto"
+                            and spec.key not in LOCAL_COPIES):
         existing = _runners.get((spec.key, "onnx", threads))
         if existing is not None:
             return existing

@@ -7,6 +7,7 @@ never copied into a pipeline.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ __all__ = [
     "DEFAULT_SERVER_URL",
     "EMBEDDERS",
     "LEGACY_ORDER",
+    "LOCAL_COPIES",
+    "PUBLIC_SERVER_URL",
     "SERVER_URL_ENV",
     "EmbedderSpec",
     "WeightsSource",
@@ -73,6 +76,9 @@ class EmbedderSpec:
     trained_on: str = ""
     # bump when preprocessing changes so that cached vectors are not reused
     preprocessing_version: int = 1
+    #: for a local copy (:data:`LOCAL_COPIES`): the key of the server
+    #: embedder whose network and weights it runs on this computer
+    server_key: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -151,6 +157,24 @@ _SPECS = (
 
 EMBEDDERS: dict[str, EmbedderSpec] = {spec.key: spec for spec in _SPECS}
 
+
+def _local_copy(spec: EmbedderSpec) -> EmbedderSpec:
+    return dataclasses.replace(
+        spec, key=f"{spec.key}-local", local=True, server_key=spec.key,
+        description=f"{spec.description} Runs on this computer once its "
+                    "weights are downloaded; images never leave it.")
+
+
+#: Server embedders that also run on this computer from their downloaded
+#: weights, by the key of the local copy ("inception-v3-local").  Kept apart
+#: from :data:`EMBEDDERS`, which the embedding server serves; the copies have
+#: the same preprocessing, dimension and weights file as their originals.
+LOCAL_COPIES: dict[str, EmbedderSpec] = {
+    spec.key: spec for spec in (
+        _local_copy(EMBEDDERS[key])
+        for key in ("inception-v3", "vgg16", "vgg19"))
+}
+
 #: Order of embedders in the older add-on's ``cb_embedder_current_id``.
 LEGACY_ORDER: tuple[str, ...] = (
     "inception-v3", "squeezenet", "vgg16", "vgg19", "painters", "deeploc",
@@ -164,6 +188,9 @@ DEFAULT_EMBEDDER = "squeezenet"
 SERVER_URL_ENV = "ORANGE_EMBEDDING_API_URL"
 #: The server that ``orange-embedding-server`` starts on this computer.
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+#: Orange's public embedding server, which Orange's own embedding clients
+#: and the older add-on use; images sent there leave the user's computer.
+PUBLIC_SERVER_URL = "https://api.garaza.io"
 
 
 def default_server_url() -> str:
@@ -176,8 +203,15 @@ def default_server_url() -> str:
 
 
 def embedder_keys() -> list[str]:
-    """Keys of all embedders, in the order users see them."""
-    return list(EMBEDDERS)
+    """Keys of all embedders, in the order users see them: each local copy
+    right after the server embedder it copies."""
+    copies = {spec.server_key: key for key, spec in LOCAL_COPIES.items()}
+    keys = []
+    for key in EMBEDDERS:
+        keys.append(key)
+        if key in copies:
+            keys.append(copies[key])
+    return keys
 
 
 def get_embedder(key: str) -> EmbedderSpec:
@@ -189,8 +223,8 @@ def get_embedder(key: str) -> EmbedderSpec:
         If there is no such embedder; the message names the valid keys.
     """
     try:
-        return EMBEDDERS[key]
+        return EMBEDDERS.get(key) or LOCAL_COPIES[key]
     except (KeyError, TypeError):
         raise ValueError(
             f"Unknown embedder {key!r}; valid embedders are: "
-            + ", ".join(EMBEDDERS)) from None
+            + ", ".join(embedder_keys())) from None
