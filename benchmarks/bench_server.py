@@ -52,8 +52,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from orangecontrib.imageanalytics import protocol
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
-from orangecontrib.imageanalytics.server import protocol
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from server_helpers import cosine, jpeg_bytes, photo
 
+from orangecontrib.imageanalytics import protocol
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     cache_key,
@@ -30,7 +31,6 @@ from orangecontrib.imageanalytics.embedders.remote import (
     RemoteEmbedder,
     default_server_url,
 )
-from orangecontrib.imageanalytics.server import protocol
 from orangecontrib.imageanalytics.server.app import create_app
 from orangecontrib.imageanalytics.server.config import ServerConfig
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from server_helpers import jpeg_bytes, photo
 
+from orangecontrib.imageanalytics import protocol
 from orangecontrib.imageanalytics.embedders.errors import ServerUnreachable
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
 from orangecontrib.imageanalytics.embedders.remote import RemoteEmbedder
 from orangecontrib.imageanalytics.embedders.remote_session import (
     ServerSession,
 )
-from orangecontrib.imageanalytics.server import protocol
 
 SPEC = get_embedder("inception-v3")
 URL = "http://embedder.test"

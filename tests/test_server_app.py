@@ -26,6 +26,7 @@ from server_helpers import (
     write_torchscript_model,
 )
 
+from orangecontrib.imageanalytics import protocol
 from orangecontrib.imageanalytics.embedders.engines import get_runner
 from orangecontrib.imageanalytics.embedders.inputs import prepare_input
 from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
@@ -33,7 +34,6 @@ from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
 )
 from orangecontrib.imageanalytics.embedders.preprocess import to_model_input
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
-from orangecontrib.imageanalytics.server import protocol
 from orangecontrib.imageanalytics.server.app import create_app
 from orangecontrib.imageanalytics.server.config import (
     ConfigError,

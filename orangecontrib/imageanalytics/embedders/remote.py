@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from PIL import Image
 
+from orangecontrib.imageanalytics import protocol as wire
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     cache_key,
@@ -47,7 +48,6 @@ from orangecontrib.imageanalytics.embedders.run_state import (
     RunState,
     prepare_source,
 )
-from orangecontrib.imageanalytics.server import protocol as wire
 
 __all__ = [
     "API_KEY_ENV",

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from orangecontrib.imageanalytics import protocol as wire
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
     EmbeddingError,
     ServerUnreachable,
 )
 from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
-from orangecontrib.imageanalytics.server import protocol as wire
 
 __all__ = ["Result", "ServerInfo", "ServerSession"]
 

@@ -38,9 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orangecontrib.imageanalytics import images
+from orangecontrib.imageanalytics import images, protocol
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
-from orangecontrib.imageanalytics.server import protocol
 from orangecontrib.imageanalytics.server.batcher import (
     AdmissionCounter,
     Batcher,

@@ -1,4 +1,6 @@
-"""The batch protocol's wire format, shared by the server and the client.
+"""The batch protocol's wire format, shared by the server and the client
+(:mod:`orangecontrib.imageanalytics.server` and
+:mod:`orangecontrib.imageanalytics.embedders.remote`).
 
 Request: ``POST /v2/embed/{model}`` with ``Content-Type:
 application/x-orange-image-batch`` and this body (integers little-endian)::
