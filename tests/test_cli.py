@@ -148,3 +148,82 @@ def test_skipped_file_is_current_when_nothing_is_skipped(tmp_path,
     table = Table.from_file(str(skipped))
     assert len(table) == 0
     assert "skip reason" in table.domain
+
+
+# --- download ---------------------------------------------------------------
+
+@pytest.fixture
+def weights_file():
+    """A file served on 127.0.0.1 as the VGG16 weights, the registry's
+    VGG16 spec naming its SHA-256; yields (url, handler, weights folder)."""
+    import dataclasses
+    import hashlib
+    import os
+
+    from file_server import serve_file
+
+    from orangecontrib.imageanalytics.embedders import registry
+    from orangecontrib.imageanalytics.embedders.weights import (
+        default_weights_dir,
+    )
+    payload = np.random.default_rng(3).bytes(1_500_000)
+    spec = registry.EMBEDDERS["vgg16"]
+    patched = dataclasses.replace(spec, weights=dataclasses.replace(
+        spec.weights, sha256=hashlib.sha256(payload).hexdigest()))
+    with pytest.MonkeyPatch.context() as patch, serve_file(payload) as (
+            url, handler):
+        patch.setitem(registry.EMBEDDERS, "vgg16", patched)
+        folder = default_weights_dir()
+        yield f"{url}/w.pth", handler, folder, payload
+        target = folder / spec.weights.filename
+        for path in (target, target.with_name(target.name + ".part")):
+            if path.exists():
+                os.remove(path)
+
+
+def test_download_weights(weights_file, capsys):
+    url, handler, folder, payload = weights_file
+    assert main(["download", "vgg16", "--url", url]) == 0
+    target = folder / "vgg16-397923af.pth"
+    assert target.read_bytes() == payload
+    err = capsys.readouterr().err
+    assert "1.5 of 1.5 MB" in err          # progress, ending at the total
+    assert "SHA-256 checked" in err and "vgg16-local" in err
+    # present and checked: nothing is downloaded again; the local name works
+    assert main(["download", "vgg16-local", "--url", url]) == 0
+    assert "already here" in capsys.readouterr().err
+    assert handler.ranges == [None]
+
+
+def test_download_resumes(weights_file, capsys):
+    url, handler, folder, payload = weights_file
+    # the first try and three resumes break off
+    handler.drop_after, handler.drops = 200_000, 4
+    assert main(["download", "vgg16", "--url", url, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "download again to resume" in err
+    handler.drops = 0
+    assert main(["download", "vgg16", "--url", url]) == 0
+    assert (folder / "vgg16-397923af.pth").read_bytes() == payload
+    assert handler.ranges[-1] == f"bytes={4 * 200_000}-"
+    assert "resumed at 0.8 MB" in capsys.readouterr().err
+
+
+def test_download_failures(weights_file, capsys):
+    url, _, folder, _ = weights_file
+    assert main(["download", "vgg16", "--url", url + ".missing"]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+    # the registry's own hash for VGG19 does not fit the served file
+    assert main(["download", "vgg19", "--url", url, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "VGG-19" in err and "not the expected" in err
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["download", "squeezenet"], ["download", "nope"],
+    ["download", "vgg16", "vgg19", "--url", "http://127.0.0.1:9/w.pth"]])
+def test_download_usage_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "inception-v3, vgg16, vgg19" in err or "exactly one" in err

@@ -6,6 +6,11 @@ Orange data file with the vectors::
     python -m orangecontrib.imageanalytics embed photos -o embeddings.tab
     python -m orangecontrib.imageanalytics embed images.tab -o out.tab \\
         --model inception-v3 --server-url http://gpu-box:8000
+
+Download the weights of a server model so that it runs on this computer
+(then ``--model inception-v3-local``)::
+
+    python -m orangecontrib.imageanalytics download inception-v3
 """
 from __future__ import annotations
 
@@ -126,7 +131,133 @@ def _parser() -> argparse.ArgumentParser:
                        help="neither read nor write the embedding cache")
     embed.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar")
+
+    download = commands.add_parser(
+        "download", help="download a model's weights to run it here",
+        description="Download the weights of server models (Inception v3, "
+                    "VGG16, VGG19) into the weights folder, so that their "
+                    "local copies (e.g. --model inception-v3-local) run on "
+                    "this computer.  An interrupted download resumes where "
+                    "it stopped; the file is kept only if its SHA-256 "
+                    "matches.  The folder is $ORANGE_EMBEDDING_WEIGHTS_DIR "
+                    "or the user's data folder.")
+    download.add_argument("models", nargs="+", metavar="MODEL",
+                          help="models whose weights to download: "
+                               + ", ".join(downloadable_keys()))
+    download.add_argument("--url", metavar="URL",
+                          help="download from this address (a mirror) "
+                               "instead; only with one MODEL")
+    download.add_argument("-q", "--quiet", action="store_true",
+                          help="no progress")
     return parser
+
+
+def downloadable_keys() -> list[str]:
+    """Keys of the server models whose weights can be downloaded."""
+    from orangecontrib.imageanalytics.embedders.registry import LOCAL_COPIES
+    return [spec.server_key for spec in LOCAL_COPIES.values()]
+
+
+class ByteProgress:
+    """Progress of a download: a bar on a terminal, a line every 5 s
+    otherwise."""
+
+    def __init__(self, label: str, stream: TextIO | None = None):
+        self.label = label
+        self.stream = stream = stream or sys.stderr
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.first: int | None = None
+        self._tqdm = None
+        if self.tty:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                pass
+            else:
+                self._tqdm = tqdm(desc=label, unit="B", unit_scale=True,
+                                  unit_divisor=1024, file=stream)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.first is None:
+            self.first = done   # a resumed download starts with its part
+        if self._tqdm is not None:
+            self._tqdm.total = total
+            self._tqdm.update(done - self._tqdm.n)
+            return
+        now = time.monotonic()
+        if done != total and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        elapsed = now - self.start
+        rate = (done - self.first) / elapsed / 1e6 if elapsed > 0 else 0.0
+        of = f" of {total / 1e6:.1f}" if total else ""
+        resumed = f", resumed at {self.first / 1e6:.1f} MB" \
+            if self.first else ""
+        text = (f"{self.label}: {done / 1e6:.1f}{of} MB "
+                f"({rate:.1f} MB/s{resumed})")
+        self.stream.write(f"\r{text}" if self.tty else text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _download(args: argparse.Namespace) -> int:
+    from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
+    from orangecontrib.imageanalytics.embedders.registry import get_embedder
+    from orangecontrib.imageanalytics.embedders.weights import (
+        check_weights_file,
+        download_weights,
+        weights_path,
+    )
+    keys = downloadable_keys()
+    specs = []
+    for name in args.models:
+        try:
+            spec = get_embedder(name)
+        except ValueError:
+            spec = None
+        key = spec and (spec.server_key or spec.key)
+        if key not in keys:
+            raise CommandError(
+                f"cannot download {name!r}: the models with weights to "
+                f"download are {', '.join(keys)}", USAGE)
+        specs.append(get_embedder(key))
+    if args.url and len(specs) > 1:
+        raise CommandError("--url needs exactly one MODEL", USAGE)
+    failed = 0
+    for spec in dict.fromkeys(specs):
+        path = weights_path(spec)
+        try:
+            check_weights_file(spec)
+        except EmbeddingError:
+            pass
+        else:
+            print(f"{spec.label}: {path} is already here (SHA-256 checked).",
+                  file=sys.stderr)
+            continue
+        progress = None if args.quiet else ByteProgress(spec.label)
+        try:
+            download_weights(spec, url=args.url, progress=progress)
+        except EmbeddingError as exc:
+            # DownloadError, DownloadCancelled: the message says what to do
+            if progress is not None:
+                progress.close()
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if progress is not None:
+            progress.close()
+        print(f"{spec.label}: saved {path} (SHA-256 checked); embed with "
+              f"--model {spec.key}-local or choose \"{spec.label} (local)\" "
+              "in the Image Embedding widget.", file=sys.stderr)
+    return FAILED if failed else OK
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -304,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE
     from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
     try:
+        if args.command == "download":
+            return _download(args)
         return _embed(args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,17 +6,23 @@ VGG16, VGG19 and models added later) reads its file through
 registry and, when the file is missing or damaged, raises
 :class:`~orangecontrib.imageanalytics.embedders.errors.EmbedderUnavailable`
 naming the exact file and where to get it.  :func:`download_weights` fetches
-a file safely: streamed to a temporary file, hash-checked, then renamed into
+a file safely (:mod:`.download`): resumable, hash-checked, then renamed into
 place, so a broken download never replaces a good file.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from orangecontrib.imageanalytics.embedders.download import (
+    DownloadError,
+    download_file,
+    sha256_file,
+)
+from orangecontrib.imageanalytics.embedders.download import (
+    hash_matches as _hash_matches,
+)
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.registry import (
     EmbedderSpec,
@@ -37,10 +43,6 @@ __all__ = [
 WEIGHTS_DIR_ENV = "ORANGE_EMBEDDING_WEIGHTS_DIR"
 
 PathLike = str | os.PathLike
-
-_CHUNK = 1 << 20
-# a prefix shorter than torchvision's 8 hex digits would check nothing useful
-_MIN_PREFIX = 8
 
 
 def default_weights_dir() -> Path:
@@ -81,28 +83,13 @@ def weights_path(spec: EmbedderSpec,
     return folder / filename
 
 
-def sha256_file(path: PathLike) -> str:
-    """SHA-256 of a file's contents, in lower-case hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hash_matches(digest: str, expected: str) -> bool:
-    """Full hash, or a prefix of it as in torchvision's file names."""
-    expected = expected.strip().lower()
-    if not expected:
-        return True
-    return len(expected) >= _MIN_PREFIX and digest.startswith(expected)
-
-
 def _where_to_get(spec: EmbedderSpec, path: Path) -> str:
     url = spec.weights.url if spec.weights else None
     if url:
-        return (f"Download it from {url} and save it as {path} (or run "
-                f"'orange-embedding-server --download {spec.key}').")
+        return (f"Press Download in the Image Embedding widget, or run "
+                f"'python -m orangecontrib.imageanalytics download "
+                f"{spec.server_key or spec.key}', or download {url} and save "
+                f"it as {path}.")
     return f"Put the file at {path}."
 
 
@@ -187,27 +174,33 @@ def download_weights(
         spec: EmbedderSpec, weights_dir: PathLike | None = None, *,
         url: str | None = None,
         progress: Callable[[int, int | None], None] | None = None,
-        timeout: float = 60.0) -> Path:
+        should_stop: Callable[[], bool] | None = None,
+        timeout: float = 60.0, retries: int = 3) -> Path:
     """Download the weights file of ``spec`` into the weights folder.
 
-    The file is streamed into a temporary file in the same folder, its
-    SHA-256 is checked, and only then is it renamed into place (atomic on
-    every OS), so an interrupted or wrong download never replaces anything.
-    A file that is already present and passes the check is kept and
-    nothing is downloaded.
+    The file arrives in ``<name>.part`` beside its place; an interrupted
+    download resumes from there (HTTP ``Range``), and only a complete file
+    whose SHA-256 matches the registry is renamed into place, so a broken
+    or wrong download never replaces anything.  A file that is already
+    present and passes the check is kept and nothing is downloaded.
 
     Parameters
     ----------
     spec
-        The embedder.
+        The embedder (a local copy and its server embedder share one file).
     weights_dir
         Target folder (default :func:`default_weights_dir`).
     url
         Download from here instead of ``spec.weights.url`` (a mirror).
     progress
         Called with ``(bytes_done, bytes_total or None)`` as data arrives.
+    should_stop
+        Polled as data arrives; when true the download stops with
+        :class:`~.download.DownloadCancelled` and resumes on the next call.
     timeout
         Seconds to wait for the server at each step (connect, each read).
+    retries
+        Resumes at once after a transfer breaks off, before giving up.
 
     Returns
     -------
@@ -217,10 +210,9 @@ def download_weights(
     Raises
     ------
     EmbedderUnavailable
-        If there is no URL, the download fails or the hash differs.
+        If there is no URL, the download fails or the hash differs
+        (:class:`~.download.DownloadError`, a subclass).
     """
-    import httpx
-
     source = _source(spec)
     path = weights_path(spec, weights_dir)
     try:
@@ -232,40 +224,11 @@ def download_weights(
         raise EmbedderUnavailable(
             f"{spec.label} has no download address; put its weights file "
             f"at {path}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part",
-                                    dir=path.parent)
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as file:
-            with httpx.stream("GET", url, follow_redirects=True,
-                              timeout=timeout) as response:
-                if response.status_code != 200:
-                    raise EmbedderUnavailable(
-                        f"Downloading the weights of {spec.label} from {url} "
-                        f"failed: HTTP {response.status_code}.")
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                done = 0
-                for chunk in response.iter_bytes(_CHUNK):
-                    file.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-            file.flush()
-            os.fsync(file.fileno())
-        if not _hash_matches(digest.hexdigest(), source.sha256):
-            raise EmbedderUnavailable(
-                f"The file downloaded from {url} is not the expected weights "
-                f"of {spec.label}: its SHA-256 is {digest.hexdigest()}, "
-                f"expected {source.sha256}. Nothing was saved.")
-        os.replace(tmp_name, path)
-    except httpx.HTTPError as error:
-        raise EmbedderUnavailable(
-            f"Downloading the weights of {spec.label} from {url} failed: "
-            f"{error}") from error
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+        return download_file(url, path, sha256=source.sha256,
+                             progress=progress, should_stop=should_stop,
+                             timeout=timeout, retries=retries)
+    except DownloadError as error:
+        raise DownloadError(
+            f"The weights of {spec.label} could not be downloaded. {error}"
+        ) from error
