@@ -7,13 +7,15 @@ import unittest
 from unittest import mock
 
 from AnyQt.QtCore import Qt
-from AnyQt.QtGui import QImage
+from AnyQt.QtGui import QColor, QImage
 from AnyQt.QtTest import QTest
-from AnyQt.QtWidgets import QApplication
+from AnyQt.QtWidgets import QApplication, QScrollBar
 from Orange.widgets.tests.base import GuiTest
+from PIL import Image
 
 from orangecontrib.imageanalytics import thumbnails
 from orangecontrib.imageanalytics.widgets.utils import thumbnail_loader as tl
+from orangecontrib.imageanalytics.widgets.utils.fling import FlingPause
 from orangecontrib.imageanalytics.widgets.utils.placeholders import (
     failed_pixmap,
     loading_pixmap,
@@ -54,13 +56,44 @@ class TestThumbnailLoader(GuiTest):
         self.assertFalse(self.loader.is_pending(0))
         image = self.loader.request(0, self.paths[0], None, 50)
         self.assertIsInstance(image, QImage)
-        self.assertEqual((image.width(), image.height()), (64, 43))
-        # a smaller size is served from the larger thumbnail at once
-        self.assertIsNotNone(self.loader.request(1, self.paths[0], None, 20))
-        # a larger one is not
+        # made at the size shown (90 x 60 fitted into 50 x 50), in the
+        # format the raster painter copies as it is
+        self.assertEqual(image.width(), 50)
+        self.assertAlmostEqual(image.height(), 33, delta=1)
+        self.assertEqual(image.format(), QImage.Format_RGB32)
+        self.assertEqual(QColor(image.pixel(25, 16)).getRgb()[:3], (0, 0, 0))
+        # another size is queued; the one in memory serves meanwhile
+        self.assertIsNone(self.loader.request(1, self.paths[0], None, 20))
+        self.assertEqual(self.loader.cached(1, 20).width(), 50)
+        wait_for(lambda: 1 in self.ready)
+        self.assertEqual(self.loader.request(1, self.paths[0], None, 20).width(), 20)
+        # never enlarged
         self.assertIsNone(self.loader.request(0, self.paths[0], None, 200))
         wait_for(lambda: self.ready.count(0) == 2)
         self.assertEqual(self.loader.request(0, self.paths[0], None, 200).width(), 90)
+
+    def test_cover_fills_the_square(self):
+        self.assertIsNone(self.loader.request(0, self.paths[1], None, 40, cover=True))
+        wait_for(lambda: 0 in self.ready)
+        image = self.loader.request(0, self.paths[1], None, 40, cover=True)
+        self.assertEqual(image.height(), 40)
+        self.assertAlmostEqual(image.width(), 60, delta=1)
+        self.assertEqual(QColor(image.pixel(30, 20)).getRgb()[:3], (20, 0, 0))
+        # the fitted one is another thumbnail
+        self.assertIsNone(self.loader.request(0, self.paths[1], None, 40))
+
+    def test_transparent_images_premultiplied(self):
+        path = os.path.join(self.folder, "alpha.png")
+        Image.new("RGBA", (30, 20), (255, 0, 0, 128)).save(path)
+        self.loader.request("a", path, None, 64)
+        wait_for(lambda: "a" in self.ready)
+        image = self.loader.request("a", path, None, 64)
+        self.assertEqual(image.format(), QImage.Format_ARGB32_Premultiplied)
+        self.assertEqual((image.width(), image.height()), (30, 20))
+        color = image.pixelColor(5, 5)
+        self.assertEqual(color.alpha(), 128)
+        self.assertGreater(color.red(), 240)
+        self.assertEqual(color.green(), 0)
 
     def test_failures_and_reasons(self):
         files = bad_files(self.folder)
@@ -128,6 +161,58 @@ class TestThumbnailLoader(GuiTest):
             self.loader.request(i, path, None, 64)
         self.loader.shutdown()
         self.assertFalse(any(t.is_alive() for t in self.loader._threads))
+
+
+class TestPauseAndFling(GuiTest):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.paths = [write_photo(os.path.join(self.tmp.name, f"{i}.png"), (40, 30))
+                      for i in range(3)]
+        self.loader = ThumbnailLoader(max_workers=1, cache=None)
+        self.ready = []
+        self.loader.thumbnailReady.connect(self.ready.append)
+
+    def tearDown(self):
+        self.loader.shutdown()
+        self.tmp.cleanup()
+
+    def test_paused_loader_starts_nothing_until_resumed(self):
+        self.loader.set_paused(True)
+        for i, path in enumerate(self.paths):
+            self.loader.request(i, path, None, 32)
+        time.sleep(0.3)
+        QApplication.processEvents()
+        self.assertEqual(self.ready, [])
+        self.assertEqual(self.loader.pending_count(), 3)
+        self.loader.set_paused(False)
+        wait_for(lambda: len(self.ready) == 3)
+        # the last requested first
+        self.assertEqual(self.ready[0], 2)
+
+    def test_fling_pauses_and_stillness_resumes(self):
+        bar = QScrollBar(Qt.Vertical)
+        bar.setRange(0, 100_000)
+        bar.setPageStep(800)
+        now = [100.0]
+        fling = FlingPause(bar, self.loader, clock=lambda: now[0])
+        # a slow scroll: a quarter of a page every 0.1 s keeps loading
+        for _ in range(10):
+            now[0] += 0.1
+            bar.setValue(bar.value() + 200)
+        self.assertFalse(fling.is_flinging())
+        # one jump is not a fling
+        now[0] += 0.1
+        bar.setValue(bar.value() + 50_000)
+        self.assertFalse(fling.is_flinging())
+        # a page every 30 ms is
+        for _ in range(4):
+            now[0] += 0.03
+            bar.setValue(bar.value() + 800)
+        self.assertTrue(fling.is_flinging())
+        self.assertTrue(self.loader.is_paused())
+        # once the bar is still, loading resumes
+        wait_for(lambda: not self.loader.is_paused(), timeout=2)
+        self.assertFalse(fling.is_flinging())
 
 
 class TestPlaceholders(GuiTest):

@@ -37,6 +37,7 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.imageanalytics.widgets.utils.fling import FlingPause
 from orangecontrib.imageanalytics.widgets.utils.image_list import (
     ImageListModel,
     ThumbnailDelegate,
@@ -184,6 +185,7 @@ class OWImageViewer(OWWidget):
         self.view.selectionModel().currentChanged.connect(self._on_current_changed)
         self.view.installEventFilter(self)
         self.view.verticalScrollBar().valueChanged.connect(self._schedule_retain)
+        self._fling = FlingPause(self.view.verticalScrollBar(), self.loader, self)
         self.mainArea.layout().addWidget(self.view)
 
         self.preview = ImagePreview(self)

@@ -149,7 +149,10 @@ class GridView(QAbstractScrollArea):
             inner = QRect(rect.x() + 3, rect.y() + 3, size, size)
             painter.setOpacity(FADED_OPACITY if len(self.faded) and self.faded[row]
                                else 1.0)
-            image = self.loader.request(row, self.values[row], self.origin, size)
+            image = self.loader.request(row, self.values[row], self.origin, size,
+                                        cover=self.crop)
+            if image is None:
+                image = self.loader.cached(row, size, cover=self.crop)
             if image is None:
                 pix = (failed_pixmap(size) if self.loader.error(row) is not None
                        else loading_pixmap(size))

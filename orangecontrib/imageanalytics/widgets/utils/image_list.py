@@ -190,7 +190,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         picture = index.data(Qt.DecorationRole)
         if picture is not None and not picture.isNull():
             target = _fit(picture.size(), cell)
-            painter.setRenderHint(QPainter.SmoothPixmapTransform)
+            # thumbnails come at the cell's size: copied, not scaled
+            if target.size() != picture.size():
+                painter.setRenderHint(QPainter.SmoothPixmapTransform)
             if isinstance(picture, QImage):
                 painter.drawImage(target, picture)
             else:

@@ -28,7 +28,7 @@ from PIL import Image
 from orangecontrib.imageanalytics import thumbnails
 from orangecontrib.imageanalytics.thumbnails import bucket_for, make_thumbnail
 
-__all__ = ["ThumbnailLoader", "pil_to_qimage"]
+__all__ = ["ThumbnailLoader", "display_image", "pil_to_qimage"]
 
 _SWITCH_INTERVAL = 0.0005
 
@@ -42,6 +42,34 @@ def pil_to_qimage(image: Image.Image) -> QImage:
     width, height = image.size
     bpl = width * (4 if image.mode == "RGBA" else 3)
     return QImage(data, width, height, bpl, fmt).copy()
+
+
+def display_image(image: Image.Image, size: int, cover: bool = False) -> QImage:
+    """``image`` scaled to be shown at ``size`` and in the screen's format.
+
+    The result fits in a ``size`` square (``cover``: fills it, the short side
+    is ``size``), is never enlarged, and is a 32-bit QImage (premultiplied
+    when transparent), which the raster painter copies without converting
+    or scaling: a view paints a screenful of them in about a millisecond.
+    Called in worker threads; QImage is safe to use there.
+    """
+    w, h = image.size
+    if w and h:
+        scale = (max if cover else min)(size / w, size / h)
+        if scale < 1:
+            new = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = image.resize(new, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if image.mode != "RGBA":
+        image = image.convert("RGBA")
+    raw = "BGRA" if sys.byteorder == "little" else "ARGB"
+    data = image.tobytes("raw", raw)
+    width, height = image.size
+    qimage = QImage(data, width, height, 4 * width,
+                    QImage.Format_ARGB32 if alpha else QImage.Format_RGB32)
+    if alpha:
+        return qimage.convertToFormat(QImage.Format_ARGB32_Premultiplied)
+    return qimage.copy()  # own the pixels: ``data`` goes away
 
 
 #: How much nicer than the GUI thread the workers are (Linux only).
@@ -67,11 +95,11 @@ def _lower_thread_priority() -> None:
 
 
 class _Request:
-    __slots__ = ("source", "bucket", "seq")
+    __slots__ = ("source", "shape", "seq")
 
-    def __init__(self, source, bucket, seq):
+    def __init__(self, source, shape, seq):
         self.source = source
-        self.bucket = bucket
+        self.shape = shape  # (size, cover)
         self.seq = seq
 
 
@@ -94,7 +122,7 @@ class ThumbnailLoader(QObject):
     thumbnailReady = Signal(object)
 
     # worker → GUI thread (queued)
-    _finished = Signal(object, object, object, object, object)
+    _finished = Signal()
 
     def __init__(self, parent=None, *, max_workers: int | None = None,
                  memory_bytes: int = 256 * 2**20,
@@ -114,15 +142,19 @@ class ThumbnailLoader(QObject):
         self._requests: dict[Hashable, _Request] = {}   # pending keys
         self._heap: list[tuple[int, int, Hashable]] = []  # (-seq, tie, key)
         self._tie = itertools.count()
-        self._waiting: dict[tuple, set] = {}   # (source, bucket) → pending keys
+        self._waiting: dict[tuple, set] = {}   # (source, shape) → pending keys
         self._running: set[tuple] = set()      # jobs in the workers
-        # memory cache: source → {bucket: QImage}, in least recent use order
+        # memory cache: source → {(size, cover): QImage}, least recent first
         self._images: OrderedDict = OrderedDict()
         self._bytes = 0
         self._failures: dict = {}              # source → reason
         self._key_source: dict[Hashable, tuple] = {}
         self._stopping = False
+        self._paused = False
         self._threads: list[threading.Thread] = []
+        # finished jobs wait here for the GUI thread, which takes all of
+        # them in one call (one queued event per batch, not per thumbnail)
+        self._done: list[tuple] = []
         self._finished.connect(self._on_finished, Qt.QueuedConnection)
         # Workers spend part of their time in Python (file reads, SQLite,
         # bookkeeping); with the default 5 ms GIL switch interval every
@@ -134,31 +166,33 @@ class ThumbnailLoader(QObject):
     # ------------------------------------------------------------ public
 
     def request(self, key: Hashable, value: str | None, origin: str | None,
-                size: int) -> QImage | None:
-        """The thumbnail for ``key`` if it is in memory, else queue it.
+                size: int, *, cover: bool = False) -> QImage | None:
+        """The thumbnail for ``key`` shown at ``size`` if it is in memory,
+        else queue it.
 
-        Returns the QImage at once if a thumbnail of that image at least as
-        large as ``bucket_for(size)`` is in memory, None if it failed (see
-        :meth:`error`) or is being loaded; then ``thumbnailReady(key)``
-        follows when it is known.
+        The image fits in a ``size`` square (``cover``: fills it), is never
+        enlarged and is ready to be painted without scaling. Returns it at
+        once if it is in memory, None if it failed (see :meth:`error`) or is
+        being made; then ``thumbnailReady(key)`` follows when it is known.
+        :meth:`cached` gives another size of the same image meanwhile.
         """
         source = (value, origin)
-        bucket = bucket_for(size)
+        shape = (size, cover)
         self._key_source[key] = source
         if source in self._failures:
             self._drop_pending(key)
             return None
-        image = self._cached(source, bucket)
+        image = self._cached(source, shape)
         if image is not None:
             self._drop_pending(key)
             return image
         with self._cond:
             old = self._requests.get(key)
-            if old is not None and (old.source != source or old.bucket != bucket):
+            if old is not None and (old.source != source or old.shape != shape):
                 self._unwait(key, old)
-            request = _Request(source, bucket, next(self._seq))
+            request = _Request(source, shape, next(self._seq))
             self._requests[key] = request
-            self._waiting.setdefault((source, bucket), set()).add(key)
+            self._waiting.setdefault((source, shape), set()).add(key)
             heapq.heappush(self._heap, (-request.seq, next(self._tie), key))
             # views ask again on every paint: keep stale entries from piling up
             if len(self._heap) > 4 * len(self._requests) + 256:
@@ -167,17 +201,18 @@ class ThumbnailLoader(QObject):
             self._cond.notify()
         return None
 
-    def cached(self, key: Hashable, size: int) -> QImage | None:
-        """The thumbnail in memory for ``key`` at ``size`` (or any larger or,
-        failing that, smaller bucket), without queueing anything."""
+    def cached(self, key: Hashable, size: int, *, cover: bool = False) -> QImage | None:
+        """The thumbnail in memory for ``key`` at ``size``, else the largest
+        other one of the same image (to be scaled meanwhile), else None;
+        queues nothing."""
         source = self._key_source.get(key)
         if source is None:
             return None
-        image = self._cached(source, bucket_for(size))
+        image = self._cached(source, (size, cover))
         if image is None:
-            buckets = self._images.get(source)
-            if buckets:
-                image = buckets[max(buckets)]
+            shapes = self._images.get(source)
+            if shapes:
+                image = shapes[max(shapes)]
         return image
 
     def error(self, key: Hashable) -> str | None:
@@ -212,6 +247,7 @@ class ThumbnailLoader(QObject):
             self._heap.clear()
             self._waiting.clear()
             self._running.clear()
+            self._done.clear()
         self._images.clear()
         self._bytes = 0
         self._failures.clear()
@@ -228,6 +264,22 @@ class ThumbnailLoader(QObject):
             thread.join(timeout / max(1, len(self._threads)))
         self._threads.clear()
 
+    def set_paused(self, paused: bool) -> None:
+        """Whether workers start new jobs (those running finish).
+
+        Views pause while the user flings through them: thumbnails of rows
+        that fly past in a fraction of a second are not worth making, and
+        the workers then leave the cores and the interpreter to the GUI
+        thread, which paints the scroll.
+        """
+        with self._cond:
+            self._paused = bool(paused)
+            if not self._paused:
+                self._cond.notify_all()
+
+    def is_paused(self) -> bool:
+        return self._paused
+
     def memory_used(self) -> int:
         """Bytes of decoded thumbnails in memory."""
         return self._bytes
@@ -238,15 +290,15 @@ class ThumbnailLoader(QObject):
 
     # ------------------------------------------------------------ internals
 
-    def _cached(self, source, bucket) -> QImage | None:
-        buckets = self._images.get(source)
-        if not buckets:
+    def _cached(self, source, shape) -> QImage | None:
+        shapes = self._images.get(source)
+        if not shapes:
             return None
-        larger = [b for b in buckets if b >= bucket]
-        if not larger:
+        image = shapes.get(shape)
+        if image is None:
             return None
         self._images.move_to_end(source)
-        return buckets[min(larger)]
+        return image
 
     def _drop_pending(self, key) -> None:
         with self._cond:
@@ -255,7 +307,7 @@ class ThumbnailLoader(QObject):
                 self._unwait(key, request)
 
     def _unwait(self, key, request) -> None:
-        job = (request.source, request.bucket)
+        job = (request.source, request.shape)
         keys = self._waiting.get(job)
         if keys is not None:
             keys.discard(key)
@@ -280,7 +332,7 @@ class ThumbnailLoader(QObject):
             request = self._requests.get(key)
             if request is None:
                 continue
-            job = (request.source, request.bucket)
+            job = (request.source, request.shape)
             if job in self._running:
                 continue  # it will be told when that job ends
             return job
@@ -292,7 +344,7 @@ class ThumbnailLoader(QObject):
             with self._cond:
                 job = None
                 while not self._stopping:
-                    job = self._next_job()
+                    job = None if self._paused else self._next_job()
                     if job is not None:
                         break
                     self._cond.wait()
@@ -300,46 +352,55 @@ class ThumbnailLoader(QObject):
                     return
                 self._running.add(job)
                 generation = self._generation
-            (value, origin), bucket = job
-            result = make_thumbnail(value, bucket, origin=origin, cache=self.cache)
-            image = pil_to_qimage(result.image) if result.image is not None else None
+            (value, origin), (size, cover) = job
+            result = make_thumbnail(value, bucket_for(size), origin=origin,
+                                    cache=self.cache)
+            image = display_image(result.image, size, cover) \
+                if result.image is not None else None
             # the job stays "running" until the GUI thread has taken its
             # result: until then its keys are pending and must not start it again
             with self._cond:
                 if self._stopping:
                     return
-            try:
-                self._finished.emit(generation, job, image, result.error,
-                                    result.source_size)
-            except RuntimeError:  # the loader was deleted meanwhile
-                return
+                self._done.append((generation, job, image, result.error))
+                first = len(self._done) == 1
+            if first:
+                try:
+                    self._finished.emit()
+                except RuntimeError:  # the loader was deleted meanwhile
+                    return
 
-    @Slot(object, object, object, object, object)
-    def _on_finished(self, generation, job, image, error, _source_size) -> None:
+    @Slot()
+    def _on_finished(self) -> None:
+        ready = []
         with self._cond:
-            if generation != self._generation:
-                return
-            self._running.discard(job)
-            keys = self._waiting.pop(job, set())
+            done, self._done = self._done, []
+            for generation, job, image, error in done:
+                if generation != self._generation:
+                    continue
+                self._running.discard(job)
+                keys = self._waiting.pop(job, set())
+                for key in keys:
+                    self._requests.pop(key, None)
+                ready.append((job, image, error, keys))
+        for (source, shape), image, error, keys in ready:
+            if image is None:
+                self._failures[source] = error or "cannot be shown"
+            else:
+                self._store(source, shape, image)
+        for *_, keys in ready:
             for key in keys:
-                self._requests.pop(key, None)
-        source, bucket = job
-        if image is None:
-            self._failures[source] = error or "cannot be shown"
-        else:
-            self._store(source, bucket, image)
-        for key in keys:
-            self.thumbnailReady.emit(key)
+                self.thumbnailReady.emit(key)
 
-    def _store(self, source, bucket, image: QImage) -> None:
-        buckets = self._images.setdefault(source, {})
-        old = buckets.get(bucket)
+    def _store(self, source, shape, image: QImage) -> None:
+        shapes = self._images.setdefault(source, {})
+        old = shapes.get(shape)
         if old is not None:
             self._bytes -= old.sizeInBytes()
-        # smaller buckets of the same image are no longer needed
-        for smaller in [b for b in buckets if b < bucket]:
-            self._bytes -= buckets.pop(smaller).sizeInBytes()
-        buckets[bucket] = image
+        # other sizes of the same image were interim at most
+        for other in [s for s in shapes if s != shape]:
+            self._bytes -= shapes.pop(other).sizeInBytes()
+        shapes[shape] = image
         self._bytes += image.sizeInBytes()
         self._images.move_to_end(source)
         while self._bytes > self.memory_bytes and len(self._images) > 1:
