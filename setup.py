@@ -44,6 +44,9 @@ EXTRAS_REQUIRE = {
     "svg": ["cairosvg>=2.7"],
     # a busy embedding server: C HTTP parser and event loop, fast JSON
     "server": ["uvicorn[standard]>=0.29", "orjson>=3.9"],
+    # the server scaled out over GPUs and machines: Ray Serve places
+    # replicas, autoscales them and routes requests (--ray)
+    "ray": ["ray[serve]>=2.40"],
     "test": [
         "cairosvg>=2.7",
         "pytest>=7",

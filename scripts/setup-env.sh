@@ -14,5 +14,6 @@ pip() {
         | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 }
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
-pip install -e ".[test]"
+# ray: the test of the server on Ray Serve runs in CI too
+pip install -e ".[test,ray]"
 .venv/bin/python -c "import orangecontrib.imageanalytics, torch, Orange"

@@ -53,7 +53,7 @@ from orangecontrib.imageanalytics.server.config import (
 )
 from orangecontrib.imageanalytics.server.models import ServedModel, load_model
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["RequestError", "ServerState", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,11 @@ except ImportError:  # pragma: no cover - depends on the environment
             + b"]}"
 
 
-class _RequestError(Exception):
-    """A reply other than success; raised inside handlers."""
+class RequestError(Exception):
+    """A reply other than success; raised inside handlers.
+
+    Pickles with all its fields, so that a replica on another process can
+    send it to the HTTP front (:mod:`.ray_serve`)."""
 
     def __init__(self, status: int, code: str, message: str, *,
                  skip: bool = False, headers: dict | None = None) -> None:
@@ -88,6 +91,10 @@ class _RequestError(Exception):
         self.skip = skip
         self.headers = headers
 
+    def __reduce__(self):
+        return _request_error, (self.status, self.code, self.message,
+                                self.skip, self.headers)
+
     def response(self) -> JSONResponse:
         body: dict[str, Any] = {"error": self.message, "code": self.code}
         if self.skip:
@@ -97,8 +104,18 @@ class _RequestError(Exception):
                             headers=self.headers)
 
 
+def _request_error(status, code, message, skip, headers) -> RequestError:
+    return RequestError(status, code, message, skip=skip, headers=headers)
+
+
 class ServerState:
-    """Models, batchers and the decode pool of a running app."""
+    """Models, batchers and the decode pool of a running app.
+
+    The app's handlers use it through :meth:`open`, :meth:`close`,
+    :meth:`check`, :meth:`embed`, :meth:`catalogue` and :meth:`health`; a
+    backend with the same methods (:class:`.ray_serve.RayBackend`, which
+    hands the work to replicas) can stand in for it.
+    """
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -151,6 +168,68 @@ class ServerState:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
+    # --- what the app's handlers call -----------------------------------
+
+    async def open(self) -> None:
+        """Load the models (off the event loop) and start their batchers."""
+        await run_in_threadpool(self.load)
+        self.start()
+
+    async def close(self) -> None:
+        self.stop()
+
+    def check(self, key: str) -> None:
+        """Raise :class:`RequestError` unless ``key`` is served here; done
+        before a body is read."""
+        self.model_for(key)
+
+    async def embed(self, key: str, datas: Sequence[bytes]
+                    ) -> tuple[np.ndarray, dict[int, str]]:
+        """Decode and embed images within the model's bounded queue.
+
+        Returns ``N×D`` vectors (zero rows for failures) and the failed
+        indices with reasons.
+
+        Raises
+        ------
+        RequestError
+            If the whole request is refused (unknown model, overload,
+            stopping, model failure).
+        """
+        return await _embed_admitted(self, key, self.model_for(key), datas)
+
+    async def catalogue(self) -> dict[str, Any]:
+        """The device and the served models, as ``GET /models`` lists them."""
+        models = []
+        for entry in self.entries:
+            spec = entry.spec
+            model = self.models.get(spec.key)
+            models.append({
+                "key": spec.key, "label": spec.label,
+                "input_size": spec.input_size,
+                "dimension": model.dimension if model else spec.dimension,
+                "channel_order": spec.channel_order,
+                "preprocessing_version": spec.preprocessing_version,
+                "available": model is not None,
+                "reason": self.unavailable.get(spec.key),
+                "engine": model.engine if model else None,
+            })
+        return {"device": self.device, "models": models}
+
+    async def health(self) -> dict[str, Any]:
+        """Models' readiness, queued and processed images (``GET
+        /health``)."""
+        return {
+            "models": {entry.spec.key: "ready"
+                       if entry.spec.key in self.models else "unavailable"
+                       for entry in self.entries},
+            "queued": {key: batcher.queued
+                       for key, batcher in self.batchers.items()},
+            "processed": {key: {"images": batcher.images_done,
+                                "batches": batcher.batches_done}
+                          for key, batcher in self.batchers.items()},
+        }
+
     # --- per-request helpers --------------------------------------------
 
     def model_for(self, key: str) -> ServedModel:
@@ -158,11 +237,11 @@ class ServerState:
         if model is not None:
             return model
         if key in self.unavailable:
-            raise _RequestError(503, "model_unavailable",
-                                self.unavailable[key])
+            raise RequestError(503, "model_unavailable",
+                               self.unavailable[key])
         known = ", ".join(entry.spec.key for entry in self.entries)
-        raise _RequestError(404, "unknown_model",
-                            f"Unknown model {key!r}; this server has: {known}")
+        raise RequestError(404, "unknown_model",
+                           f"Unknown model {key!r}; this server has: {known}")
 
     def retry_after(self, key: str) -> int:
         batcher = self.batchers[key]
@@ -217,22 +296,22 @@ async def _read_body(request: Request, limit: int, budget: AdmissionCounter,
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
-            raise _RequestError(400, "bad_request",
-                                "invalid Content-Length", skip=True)
+            raise RequestError(400, "bad_request",
+                               "invalid Content-Length", skip=True)
         if int(length) > limit:
-            raise _RequestError(
+            raise RequestError(
                 413, "too_large",
                 f"the body has {int(length)} bytes; the limit is {limit}",
                 skip=True)
     body = bytearray()
     async for chunk in request.stream():
         if len(body) + len(chunk) > limit:
-            raise _RequestError(413, "too_large",
-                                f"the body exceeds the limit of {limit} bytes",
-                                skip=True)
+            raise RequestError(413, "too_large",
+                               f"the body exceeds the limit of {limit} bytes",
+                               skip=True)
         if chunk:
             if not budget.try_acquire(len(chunk)):
-                raise _RequestError(
+                raise RequestError(
                     503, "overloaded",
                     "the server is busy receiving other requests; try again "
                     "later", headers={"Retry-After": "1"})
@@ -253,10 +332,10 @@ async def _embed_items(state: ServerState, key: str, model: ServedModel,
             result, model_errors = await state.batchers[key].embed(
                 [items[i] for i in good])
         except BatcherStopped as error:
-            raise _RequestError(503, "stopping", str(error),
-                                headers={"Retry-After": "5"}) from error
+            raise RequestError(503, "stopping", str(error),
+                               headers={"Retry-After": "5"}) from error
         except ModelFailed as error:
-            raise _RequestError(500, "model_failed", str(error)) from error
+            raise RequestError(500, "model_failed", str(error)) from error
         vectors[good] = result
         for row, reason in model_errors.items():
             errors[good[row]] = reason
@@ -278,7 +357,7 @@ async def _embed_admitted(state: ServerState, key: str, model: ServedModel,
     """
     counter = state.admission[key]
     if not counter.try_acquire(len(datas)):
-        raise _RequestError(
+        raise RequestError(
             503, "overloaded", "the server is busy; try again later",
             headers={"Retry-After": str(state.retry_after(key))})
     try:
@@ -294,17 +373,17 @@ async def _admitted(request: Request, handler):
     held = [0]   # bytes of the body taken from state.buffered
 
     async def run():
-        model = state.model_for(key)
+        state.check(key)
         body = await _read_body(request, state.config.max_body_bytes,
                                 state.buffered, held)
-        return await handler(state, key, model, body)
+        return await handler(state, key, body)
 
     try:
         return await asyncio.wait_for(run(), state.config.request_timeout)
-    except _RequestError as error:
+    except RequestError as error:
         return error.response()
     except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - 3.10
-        return _RequestError(
+        return RequestError(
             504, "timeout",
             f"the request took longer than {state.config.request_timeout:g} s"
         ).response()
@@ -315,14 +394,13 @@ async def _admitted(request: Request, handler):
 
 async def orange_embed(request: Request) -> Response:
     """Orange's protocol: one image in, ``{"embedding": [...]}`` out."""
-    async def handle(state: ServerState, key: str, model: ServedModel,
-                     data: bytes):
+    async def handle(state: ServerState, key: str, data: bytes):
         if not data:
-            raise _RequestError(400, "empty", "the request has no image",
-                                skip=True)
-        vectors, errors = await _embed_admitted(state, key, model, [data])
+            raise RequestError(400, "empty", "the request has no image",
+                               skip=True)
+        vectors, errors = await state.embed(key, [data])
         if errors:
-            raise _RequestError(422, "bad_image", errors[0], skip=True)
+            raise RequestError(422, "bad_image", errors[0], skip=True)
         return Response(_dump_embedding(vectors[0]),
                         media_type="application/json")
 
@@ -333,17 +411,16 @@ async def batch_embed(request: Request) -> Response:
     """The batch protocol (see :mod:`.protocol`)."""
     dtype = request.query_params.get("dtype", "float32")
     if dtype not in protocol.DTYPES:
-        return _RequestError(
+        return RequestError(
             400, "bad_request",
             f"dtype must be one of {', '.join(protocol.DTYPES)}").response()
-    async def handle(state: ServerState, key: str, model: ServedModel,
-                     body: bytes):
+    async def handle(state: ServerState, key: str, body: bytes):
         try:
             datas = protocol.decode_image_batch(
                 body, max_images=state.config.max_images_per_request)
         except protocol.ProtocolError as error:
-            raise _RequestError(400, "bad_request", str(error)) from error
-        vectors, errors = await _embed_admitted(state, key, model, datas)
+            raise RequestError(400, "bad_request", str(error)) from error
+        vectors, errors = await state.embed(key, datas)
         return Response(
             protocol.encode_embeddings(vectors, errors, model=key,
                                        dtype=dtype),
@@ -355,23 +432,10 @@ async def batch_embed(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     state: ServerState = request.app.state.server
     config = state.config
-    models = []
-    for entry in state.entries:
-        spec = entry.spec
-        model = state.models.get(spec.key)
-        models.append({
-            "key": spec.key, "label": spec.label,
-            "input_size": spec.input_size,
-            "dimension": model.dimension if model else spec.dimension,
-            "channel_order": spec.channel_order,
-            "preprocessing_version": spec.preprocessing_version,
-            "available": model is not None,
-            "reason": state.unavailable.get(spec.key),
-            "engine": model.engine if model else None,
-        })
+    catalogue = await state.catalogue()
     return JSONResponse({
         "protocol_version": protocol.PROTOCOL_VERSION,
-        "device": state.device,
+        "device": catalogue["device"],
         "protocols": {
             "orange": {"path": protocol.ORANGE_PATH},
             "batch": {
@@ -386,22 +450,13 @@ async def list_models(request: Request) -> Response:
         },
         "limits": {"max_pixels": config.max_pixels,
                    "request_timeout": config.request_timeout},
-        "models": models,
+        "models": catalogue["models"],
     })
 
 
 async def health(request: Request) -> Response:
     state: ServerState = request.app.state.server
-    return JSONResponse({
-        "status": "ok",
-        "models": {entry.spec.key: "ready" if entry.spec.key in state.models
-                   else "unavailable" for entry in state.entries},
-        "queued": {key: batcher.queued
-                   for key, batcher in state.batchers.items()},
-        "processed": {key: {"images": batcher.images_done,
-                            "batches": batcher.batches_done}
-                      for key, batcher in state.batchers.items()},
-    })
+    return JSONResponse({"status": "ok", **await state.health()})
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -448,7 +503,8 @@ class ApiKeyMiddleware:
         await response(scope, receive, send)
 
 
-def create_app(config: ServerConfig | None = None) -> Starlette:
+def create_app(config: ServerConfig | None = None, *,
+               backend: Any = None) -> Starlette:
     """Build the server application.
 
     Models are loaded (and warmed up) in the app's lifespan, so the server
@@ -458,6 +514,11 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     ----------
     config
         Server options; defaults for everything when omitted.
+    backend
+        What embeds the images; by default a :class:`ServerState` of
+        ``config`` in this process.  Anything with the methods the handlers
+        call (see :class:`ServerState`) will do: the HTTP front of a Ray
+        Serve deployment passes one that hands the work to replicas.
 
     Raises
     ------
@@ -465,17 +526,17 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         If the config names unknown models or its models file is invalid.
     """
     config = config or ServerConfig()
-    state = ServerState(config)  # validates the model list early
+    # a ServerState validates the model list early
+    state = backend if backend is not None else ServerState(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        await run_in_threadpool(state.load)
-        state.start()
+        await state.open()
         app.state.server = state
         try:
             yield
         finally:
-            state.stop()
+            await state.close()
 
     routes = [
         Route("/health", health, methods=["GET"]),

@@ -93,7 +93,53 @@ def build_parser() -> argparse.ArgumentParser:
              "requests) on a fast GPU (default: 1)")
     add("--log-level", default="info",
         choices=("critical", "error", "warning", "info", "debug"))
+    ray = parser.add_argument_group(
+        "Ray Serve", "scale out over GPUs and machines (needs the ray extra: "
+        'pip install "Orange3-ImageAnalytics[ray]")')
+    ray.add_argument(
+        "--ray", action="store_true",
+        help="run the models in Ray Serve replicas, one per GPU (or per "
+             "group of CPU cores), added and removed on load")
+    ray.add_argument(
+        "--ray-address", default=None, metavar="ADDRESS",
+        help="a running Ray cluster (from 'ray start --head'; 'auto' for the "
+             "one on this machine); default: start a local Ray instance")
+    ray.add_argument(
+        "--ray-ingress", choices=("front", "proxy"), default="front",
+        help="front: this server's HTTP front calls the replicas through "
+             "deployment handles (default, faster); proxy: Ray Serve's HTTP "
+             "proxy, each replica runs the whole app")
+    ray.add_argument("--min-replicas", type=int, default=1,
+                     help="fewest replicas when idle (default: 1)")
+    ray.add_argument(
+        "--max-replicas", type=int, default=None,
+        help="most replicas (default: one per GPU of the cluster, or per "
+             "group of --replica-cpus cores)")
+    ray.add_argument(
+        "--replica-cpus", type=float, default=None,
+        help="CPUs per replica, also its decoding threads (default: the "
+             "cluster's CPUs per GPU; 4 without GPUs)")
+    ray.add_argument("--replica-gpus", type=float, default=None,
+                     help="GPUs per replica (default: 1 where there are GPUs)")
+    ray.add_argument(
+        "--target-ongoing-requests", type=float, default=64,
+        help="requests per replica that autoscaling aims at (default: 64)")
+    ray.add_argument(
+        "--ray-cpus", type=int, default=None,
+        help="CPUs of the local Ray instance (default: every core)")
     return parser
+
+
+def ray_options_from_args(args: argparse.Namespace):
+    """The :class:`~.ray_serve.RayOptions` of the command line."""
+    from orangecontrib.imageanalytics.server.ray_serve import RayOptions
+
+    return RayOptions(
+        address=args.ray_address, ingress=args.ray_ingress,
+        min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+        replica_cpus=args.replica_cpus, replica_gpus=args.replica_gpus,
+        target_ongoing_requests=args.target_ongoing_requests,
+        num_cpus=args.ray_cpus)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -207,6 +253,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                "log_level": args.log_level, "access_log": False,
                # many clients keep connections open between images
                "backlog": 4096, "timeout_keep_alive": 30}
+    if args.ray:
+        if args.workers > 1:
+            print("orange-embedding-server: --workers does not apply to --ray "
+                  "(add replicas instead)", file=sys.stderr)
+            return 2
+        try:
+            import ray.serve  # noqa: F401 - fail here, with advice
+            from orangecontrib.imageanalytics.server.ray_serve import (
+                serve_on_ray,
+            )
+            ray_options = ray_options_from_args(args)
+        except ImportError as error:
+            print(f"orange-embedding-server: --ray needs Ray Serve ({error}); "
+                  'pip install "Orange3-ImageAnalytics[ray]"', file=sys.stderr)
+            return 2
+        except ValueError as error:
+            print(f"orange-embedding-server: {error}", file=sys.stderr)
+            return 2
+        return serve_on_ray(config, ray_options, options)
     if args.workers > 1:
         # each worker rebuilds the app from the same options; the key goes
         # separately, in the variable config_from_args reads
