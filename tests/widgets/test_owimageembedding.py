@@ -24,6 +24,7 @@ from Orange.data import (
 from Orange.widgets.tests.base import WidgetTest
 from PIL import Image
 
+from orangecontrib.imageanalytics.embedders import registry
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
     EmbeddingCancelled,
@@ -33,10 +34,17 @@ from orangecontrib.imageanalytics.embedders.errors import (
 from orangecontrib.imageanalytics.embedders.registry import (
     EMBEDDERS,
     LEGACY_ORDER,
+    LOCAL_COPIES,
+    PUBLIC_SERVER_URL,
+    embedder_keys,
+    get_embedder,
 )
+from orangecontrib.imageanalytics.embedders.weights import WEIGHTS_DIR_ENV
 from orangecontrib.imageanalytics.widgets.owimageembedding import (
+    Downloaded,
     OWImageEmbedding,
     Result,
+    download,
     image_columns,
     run,
 )
@@ -169,7 +177,7 @@ class LocalFakeFactory(FakeFactory):
     """Fake for local embedders, the real engine for server embedders."""
 
     def __call__(self, model, server_url=None):
-        if EMBEDDERS[model].local:
+        if get_embedder(model).local:
             return super().__call__(model, server_url)
         self.calls.append((model, server_url))
         from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
@@ -466,11 +474,14 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget = self.widget
         factory = LocalFakeFactory()
         widget.embedder_factory = factory
+        widget.own_server = True
         widget.server_url = refused_url()
         self.send_signal(widget.Inputs.images, self.data)
         self.finish()
-        for index, key in enumerate(EMBEDDERS):
-            spec = EMBEDDERS[key]
+        for index, key in enumerate(embedder_keys()):
+            spec = get_embedder(key)
+            if key in LOCAL_COPIES:
+                continue    # TestLocalCopies: their weights are not here
             with self.subTest(embedder=key):
                 self.assertEqual(widget.embedder_model[index], key)
                 widget.embedder_combo.setCurrentIndex(index)
@@ -510,6 +521,7 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget = self.widget
         url = refused_url()
         widget.embedder_factory = None
+        widget.own_server = True
         widget.server_url = url
         widget.embedder = "inception-v3"
         self.send_signal(widget.Inputs.images,
@@ -527,6 +539,7 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget.embedder_factory = None
         widget.embedder = "vgg16"
         with GarbageServer() as url:
+            widget.own_server = True
             widget.server_url = url
             self.send_signal(widget.Inputs.images,
                              image_table(self.folder, bad=False))
@@ -668,6 +681,7 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
 
     def test_server_address(self):
         widget = self.widget
+        widget.own_server = True
         with mock.patch.dict(os.environ,
                              {"ORANGE_EMBEDDING_API_URL": "http://env:9"}):
             widget.server_url = ""
@@ -737,6 +751,261 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.assertEqual(widget.status_label.text(), "4 embedded, 4 skipped")
 
 
+class TestServerChoice(ImageFolderMixin, WidgetTest):
+    """Where the images of server embedders go."""
+
+    def setUp(self):
+        self.widget = self.create_widget(OWImageEmbedding)
+        self.factory = FakeFactory()
+        self.widget.embedder_factory = self.factory
+
+    def choose(self, key):
+        widget = self.widget
+        index = widget.embedder_model.indexOf(key)
+        widget.embedder_combo.setCurrentIndex(index)
+        widget.embedder_combo.activated.emit(index)
+
+    def test_public_server_by_default_and_labelled(self):
+        widget = self.widget
+        self.assertFalse(widget.own_server)
+        self.choose("inception-v3")
+        self.assertTrue(widget.server_box.isVisibleTo(widget))
+        self.assertEqual(widget.effective_server_url(), PUBLIC_SERVER_URL)
+        note = widget.server_note.text()
+        for words in ("leave this computer", "internet", PUBLIC_SERVER_URL,
+                      "(local)"):
+            self.assertIn(words, note)
+        buttons = widget.server_choice.buttons
+        self.assertIn("api.garaza.io", buttons[0].text())
+        self.assertTrue(buttons[0].isChecked())
+        self.assertFalse(widget.server_edit.isEnabled())
+        # the fake engine stands in for the client: nothing leaves (and the
+        # test session's network guard would fail this test if it did)
+        self.send_signal(widget.Inputs.images, image_table(self.folder))
+        self.wait_until_finished()
+        self.assertEqual(self.factory.calls[-1],
+                         ("inception-v3", PUBLIC_SERVER_URL))
+        self.assertIsNotNone(self.get_output(widget.Outputs.embeddings))
+        widget.send_report()
+
+    def test_environment_names_the_public_server(self):
+        with mock.patch.dict(os.environ,
+                             {"ORANGE_EMBEDDING_API_URL": "http://env:9"}):
+            self.assertEqual(self.widget.effective_server_url(),
+                             "http://env:9")
+            self.choose("vgg16")
+            self.assertNotIn("leave this computer",
+                             self.widget.server_note.text())
+            self.assertIn("http://env:9", self.widget.server_note.text())
+
+    def test_own_server_is_used_and_saved(self):
+        widget = self.widget
+        self.choose("vgg19")
+        widget.server_choice.buttons[1].click()
+        self.assertTrue(widget.own_server)
+        self.assertTrue(widget.server_edit.isEnabled())
+        # typed by the user, then Enter
+        from AnyQt.QtCore import Qt
+        from AnyQt.QtTest import QTest
+        QTest.keyClicks(widget.server_edit, "http://gpu.lab:8000")
+        QTest.keyClick(widget.server_edit, Qt.Key_Return)
+        self.assertIn("http://gpu.lab:8000", widget.server_note.text())
+        self.assertNotIn("internet", widget.server_note.text())
+        self.send_signal(widget.Inputs.images, image_table(self.folder))
+        self.wait_until_finished()
+        self.assertEqual(self.factory.calls[-1],
+                         ("vgg19", "http://gpu.lab:8000"))
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertTrue(packed["own_server"])
+        self.assertEqual(packed["server_url"], "http://gpu.lab:8000")
+        again = self.create_widget(OWImageEmbedding, stored_settings=packed)
+        self.assertEqual(again.effective_server_url(), "http://gpu.lab:8000")
+        self.assertEqual(again.embedder, "vgg19")
+        # back to the public server
+        widget.server_choice.buttons[0].click()
+        self.assertEqual(widget.effective_server_url(), PUBLIC_SERVER_URL)
+
+
+class TestLocalCopies(ImageFolderMixin, WidgetTest):
+    """Inception v3 / VGG on this computer: offered, downloaded, saved."""
+
+    PAYLOAD = np.random.default_rng(5).bytes(1_000_000)
+
+    def setUp(self):
+        self.widget = self.create_widget(OWImageEmbedding)
+        self.factory = FakeFactory()
+        self.widget.embedder_factory = self.factory
+        self.weights = tempfile.TemporaryDirectory()
+        self.env = mock.patch.dict(os.environ,
+                                   {WEIGHTS_DIR_ENV: self.weights.name})
+        self.env.start()
+
+    def tearDown(self):
+        self.env.stop()
+        self.weights.cleanup()
+        super().tearDown()
+
+    def choose(self, key):
+        widget = self.widget
+        index = widget.embedder_model.indexOf(key)
+        widget.embedder_combo.setCurrentIndex(index)
+        widget.embedder_combo.activated.emit(index)
+
+    def served(self, url):
+        """VGG16's local copy with its weights at ``url``, hashed as
+        PAYLOAD."""
+        import dataclasses
+        import hashlib
+        spec = LOCAL_COPIES["vgg16-local"]
+        patched = dataclasses.replace(spec, weights=dataclasses.replace(
+            spec.weights, url=url,
+            sha256=hashlib.sha256(self.PAYLOAD).hexdigest()))
+        return mock.patch.dict(registry.LOCAL_COPIES,
+                               {"vgg16-local": patched})
+
+    def test_local_copies_are_offered_beside_the_server_models(self):
+        texts = [self.widget.embedder_combo.itemText(i)
+                 for i in range(self.widget.embedder_combo.count())]
+        for label in ("Inception v3", "VGG-16", "VGG-19"):
+            server = texts.index(f"{label} (server)")
+            self.assertEqual(texts[server + 1], f"{label} (local)")
+
+    def test_missing_weights_ask_for_a_download(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, image_table(self.folder))
+        self.wait_until_finished()
+        self.choose("inception-v3-local")
+        self.assertEqual(widget.embedder, "inception-v3-local")
+        self.assertFalse(widget.server_box.isVisibleTo(widget))
+        self.assertTrue(widget.download_box.isVisibleTo(widget))
+        self.assertIn(self.weights.name, widget.download_note.text())
+        self.assertIn("download.pytorch.org", widget.download_note.text())
+        self.assertTrue(widget.Error.weights_missing.is_shown())
+        self.assertIn("inception_v3_google-0cc3c7bd.pth",
+                      str(widget.Error.weights_missing))
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+        self.assertEqual(self.factory.calls[-1][0], "squeezenet")
+        # a present file: no download offered, the local model runs
+        open(os.path.join(self.weights.name,
+                          "inception_v3_google-0cc3c7bd.pth"), "wb").close()
+        widget.commit.now()
+        self.wait_until_finished()
+        self.assertFalse(widget.download_box.isVisibleTo(widget))
+        self.assertFalse(widget.Error.weights_missing.is_shown())
+        self.assertEqual(self.factory.calls[-1],
+                         ("inception-v3-local", None))
+
+    def test_download_then_embed(self):
+        from file_server import serve_file
+        widget = self.widget
+        with serve_file(self.PAYLOAD) as (url, handler), \
+                self.served(f"{url}/w.pth"):
+            handler.drop_after, handler.drops = 100_000, 10
+            self.send_signal(widget.Inputs.images, image_table(self.folder))
+            self.wait_until_finished()
+            self.choose("vgg16-local")
+            self.assertTrue(widget.Error.weights_missing.is_shown())
+            # the transfer keeps breaking off: a message, the part is kept
+            widget.download_button.click()
+            self.assertFalse(widget.download_button.isEnabled())
+            self.wait_until_finished(timeout=20000)
+            self.assertTrue(widget.Error.download_failed.is_shown())
+            self.assertIn("download again to resume",
+                          str(widget.Error.download_failed))
+            self.assertTrue(widget.download_button.isEnabled())
+            # the next try resumes and, once checked, embeds
+            handler.drops = 0
+            widget.download_button.click()
+            self.wait_until_finished(timeout=20000)
+            self.assertEqual(handler.ranges[-1], "bytes=400000-")
+        path = os.path.join(self.weights.name, "vgg16-397923af.pth")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), self.PAYLOAD)
+        # the embedding starts once the download's handler has returned
+        self.process_events(until=lambda: self.factory.calls[-1][0]
+                            == "vgg16-local", timeout=5000)
+        self.wait_until_finished()
+        self.assertFalse(widget.Error.active)
+        self.assertFalse(widget.download_box.isVisibleTo(widget))
+        self.assertEqual(self.factory.calls[-1], ("vgg16-local", None))
+        self.assertIsNotNone(self.get_output(widget.Outputs.embeddings))
+
+    def test_download_not_found(self):
+        from file_server import serve_file
+        widget = self.widget
+        with serve_file(self.PAYLOAD) as (url, _), \
+                self.served(f"{url}/gone.pth"):
+            self.choose("vgg16-local")
+            widget.download_weights()
+            self.wait_until_finished(timeout=20000)
+        self.assertTrue(widget.Error.download_failed.is_shown())
+        self.assertIn("HTTP 404", str(widget.Error.download_failed))
+        self.assertEqual(os.listdir(self.weights.name), [])
+
+    def test_cancel_download(self):
+        widget = self.widget
+        release = threading.Event()
+
+        def slow(key, state):
+            release.wait(10)
+            if state.is_interruption_requested():
+                from orangecontrib.imageanalytics.embedders.download import (
+                    DownloadCancelled,
+                )
+                raise DownloadCancelled("stopped")
+            return Downloaded(key, "")
+
+        self.choose("vgg19-local")
+        with mock.patch("orangecontrib.imageanalytics.widgets."
+                        "owimageembedding.download", slow):
+            widget.download_weights()
+            self.assertTrue(widget.cancel_button.isEnabled())
+            widget.cancel_button.click()
+            release.set()
+        self.assertTrue(widget.Information.download_stopped.is_shown())
+        self.assertTrue(widget.download_button.isEnabled())
+        self.assertFalse(widget.cancel_button.isEnabled())
+
+    def test_choice_is_saved(self):
+        widget = self.widget
+        self.choose("vgg19-local")
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertEqual(packed["embedder"], "vgg19-local")
+        again = self.create_widget(OWImageEmbedding, stored_settings=packed)
+        self.assertEqual(again.embedder, "vgg19-local")
+        self.assertEqual(again.embedder_combo.currentText(), "VGG-19 (local)")
+        self.assertFalse(again.Warning.unknown_embedder.is_shown())
+
+
+class TestDownloadTask(unittest.TestCase):
+    """The download task function, without a GUI."""
+
+    def test_progress_and_result(self):
+        from file_server import serve_file
+        payload = np.random.default_rng(1).bytes(2_000_000)
+        state = mock.Mock()
+        state.is_interruption_requested.return_value = False
+        import dataclasses
+        import hashlib
+        spec = LOCAL_COPIES["inception-v3-local"]
+        with tempfile.TemporaryDirectory() as folder, \
+                mock.patch.dict(os.environ, {WEIGHTS_DIR_ENV: folder}), \
+                serve_file(payload) as (url, _):
+            patched = dataclasses.replace(spec, weights=dataclasses.replace(
+                spec.weights, url=f"{url}/w.pth",
+                sha256=hashlib.sha256(payload).hexdigest()))
+            with mock.patch.dict(registry.LOCAL_COPIES,
+                                 {spec.key: patched}):
+                result = download(spec.key, state)
+            self.assertEqual(result.embedder, spec.key)
+            with open(result.path, "rb") as f:
+                self.assertEqual(f.read(), payload)
+        values = [c.args[0] for c in state.set_progress_value.call_args_list]
+        self.assertEqual(values[-1], 100)
+        self.assertEqual(values, sorted(set(values)))   # whole percents
+        self.assertIn("2 of 2 MB", state.set_status.call_args.args[0])
+
+
 class TestMigration(ImageFolderMixin, WidgetTest):
     def test_each_old_embedder_index(self):
         for index, key in enumerate(LEGACY_ORDER):
@@ -754,9 +1023,11 @@ class TestMigration(ImageFolderMixin, WidgetTest):
                 self.assertFalse(widget.Warning.unknown_embedder.is_shown())
                 packed = widget.settingsHandler.pack_data(widget)
                 self.assertEqual(packed["embedder"], key)
-                self.assertEqual(packed["__version__"], 2)
+                self.assertEqual(packed["__version__"], 3)
+                # as the older add-on: server models on Orange's server
+                self.assertFalse(packed["own_server"])
                 self.assertNotIn("cb_embedder_current_id", packed)
-        self.assertEqual(sorted(LEGACY_ORDER), sorted(EMBEDDERS))
+        self.assertLessEqual(set(LEGACY_ORDER), set(EMBEDDERS))
 
     def test_out_of_range_index(self):
         widget = self.create_widget(
@@ -835,6 +1106,10 @@ class TestMigration(ImageFolderMixin, WidgetTest):
         self.assertEqual(widget.embedder, "vgg19")
         self.assertFalse(widget.auto_apply)
         self.assertIsNone(widget.legacy_image_attr_index)
+        # version 2 sent images to its server_url (or the local default)
+        self.assertTrue(widget.own_server)
+        self.assertEqual(widget.effective_server_url(),
+                         "http://127.0.0.1:8000")
 
 
 class TestOldWorkflowFile(WidgetTest):

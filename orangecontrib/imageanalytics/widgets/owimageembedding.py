@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from AnyQt.QtCore import Qt
+from AnyQt.QtCore import Qt, QTimer
 from AnyQt.QtWidgets import QLayout, QSizePolicy
 from Orange.data import DiscreteVariable, StringVariable, Table, Variable
 from Orange.widgets import gui
@@ -21,6 +21,10 @@ from Orange.widgets.utils.itemmodels import PyListModel, VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.imageanalytics.embedders.download import (
+    DownloadCancelled,
+    DownloadError,
+)
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
     EmbeddingCancelled,
@@ -29,17 +33,24 @@ from orangecontrib.imageanalytics.embedders.errors import (
 )
 from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
-    EMBEDDERS,
     LEGACY_ORDER,
+    LOCAL_COPIES,
+    PUBLIC_SERVER_URL,
+    SERVER_URL_ENV,
     default_server_url,
+    embedder_keys,
     get_embedder,
 )
+from orangecontrib.imageanalytics.embedders.weights import weights_path
 
 __all__ = [
+    "Downloaded",
     "OWImageEmbedding",
     "Result",
     "default_server_url",
+    "download",
     "image_columns",
+    "public_server_url",
     "run",
 ]
 
@@ -65,6 +76,27 @@ def image_columns(data: Table | None) -> list[Variable]:
                   if isinstance(var, (StringVariable, DiscreteVariable))]
     return sorted(candidates,
                   key=lambda var: var.attributes.get("type") != "image")
+
+
+def public_server_url() -> str:
+    """Orange's public embedding server, unless ``$ORANGE_EMBEDDING_API_URL``
+    names another (as in Orange's own embedding client)."""
+    return os.environ.get(SERVER_URL_ENV, "").strip() or PUBLIC_SERVER_URL
+
+
+def weights_missing(key: str) -> bool:
+    """Whether ``key`` is a local copy whose weights file is not here yet.
+
+    Only looks whether the file exists (cheap enough for the GUI thread);
+    its hash is checked when the model loads, in the worker.
+    """
+    spec = get_embedder(key)
+    if spec.key not in LOCAL_COPIES:
+        return False
+    try:
+        return not weights_path(spec).is_file()
+    except (EmbedderUnavailable, OSError):
+        return True
 
 
 @dataclass
@@ -165,12 +197,57 @@ def run(data: Table, image_attr: Variable, embedder_key: str,
     )
 
 
+@dataclass
+class Downloaded:
+    """What :func:`download` gives back to the widget."""
+    embedder: str
+    path: str
+
+
+def download(embedder_key: str, state: TaskState) -> Downloaded:
+    """Download the weights of a local copy; the widget runs this in a
+    worker thread.
+
+    Progress goes to ``state``; an interruption stops the download and keeps
+    what arrived, so the next call resumes it.
+
+    Raises
+    ------
+    DownloadError
+        With a message for the user when the download fails.
+    DownloadCancelled
+        When interrupted.
+    """
+    from orangecontrib.imageanalytics.embedders.weights import (
+        download_weights,
+    )
+    spec = get_embedder(embedder_key)
+    shown = [-1]
+
+    def progress(done: int, total: int | None) -> None:
+        # called for every few kilobytes: report whole percents (or MB)
+        step = int(100 * done / total) if total else done // 10**6
+        if step == shown[0]:
+            return
+        shown[0] = step
+        if total:
+            state.set_progress_value(step)
+        of = f" of {total / 1e6:.0f}" if total else ""
+        state.set_status(f"Downloading {spec.label}: "
+                         f"{done / 1e6:.0f}{of} MB")
+
+    state.set_status(f"Downloading {spec.label}")
+    path = download_weights(spec, progress=progress,
+                            should_stop=state.is_interruption_requested)
+    return Downloaded(spec.key, str(path))
+
+
 class EmbedderListModel(PyListModel):
     """Embedder keys, shown by their display names (where images go)."""
 
     def data(self, index, role=Qt.DisplayRole):
         if self._is_index_valid(index):
-            spec = EMBEDDERS[self[index.row()]]
+            spec = get_embedder(self[index.row()])
             if role == Qt.DisplayRole:
                 return spec.display_name
             if role == Qt.ToolTipRole:
@@ -203,11 +280,15 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
     #: ``embed_table``; ``None`` uses ``ImageEmbedder``.
     embedder_factory: EmbedderFactory | None = None
 
-    settings_version = 2
+    settings_version = 3
     settingsHandler = DomainContextHandler()
     image_attr: Variable | None = ContextSetting(None)
     embedder: str = Setting(DEFAULT_EMBEDDER)
-    #: empty: ORANGE_EMBEDDING_API_URL, else the built-in default
+    #: server embedders: False for Orange's public server, True for
+    #: ``server_url``
+    own_server: bool = Setting(False)
+    #: the user's own server; empty: ORANGE_EMBEDDING_API_URL, else the
+    #: server that ``orange-embedding-server`` starts on this computer
     server_url: str = Setting("")
     auto_apply: bool = Setting(True)
     #: image column index from a workflow of the older add-on; it can only be
@@ -217,6 +298,8 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
     class Information(OWWidget.Information):
         cancelled = Msg("Embedding cancelled; images finished so far are "
                         "kept and will not be embedded again.")
+        download_stopped = Msg("Download stopped; pressing Download again "
+                               "resumes it where it stopped.")
         local_this_time = Msg("Embedded locally with {} this time; the chosen "
                               "embedder is still {}.")
 
@@ -236,6 +319,10 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             "The embedding server at {} could not embed the images: {}\n"
             "Press \"Embed locally this time\" to embed with {} on this "
             "computer.")
+        download_failed = Msg("{}")
+        weights_missing = Msg(
+            "{} runs on this computer once its weights are downloaded "
+            "({}). Press Download.")
         failed = Msg("Embedding failed: {}")
 
     def __init__(self):
@@ -246,10 +333,12 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self._running_embedder: str | None = None
         # whether the running task is "Embed locally this time"
         self._running_fallback = False
+        # the embedder whose weights the running task downloads, if it does
+        self._downloading: str | None = None
 
-        if self.embedder not in EMBEDDERS:
+        if self.embedder not in embedder_keys():
             self.Warning.unknown_embedder(
-                self.embedder, EMBEDDERS[DEFAULT_EMBEDDER].display_name)
+                self.embedder, get_embedder(DEFAULT_EMBEDDER).display_name)
             self.embedder = DEFAULT_EMBEDDER
 
         self.image_attr_model = VariableListModel()
@@ -259,17 +348,29 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
                      callback=self._on_image_attr_changed)
 
         box = gui.vBox(self.controlArea, "Embedder")
-        self.embedder_model = EmbedderListModel(list(EMBEDDERS))
+        self.embedder_model = EmbedderListModel(embedder_keys())
         self.embedder_combo = gui.comboBox(
             box, self, "embedder", model=self.embedder_model,
             callback=self._on_embedder_changed)
         self.description_label = gui.widgetLabel(box, "")
         self.description_label.setWordWrap(True)
 
+        self.download_box = gui.vBox(box, margin=0)
+        self.download_note = gui.widgetLabel(self.download_box, "")
+        self.download_note.setWordWrap(True)
+        self.download_button = gui.button(
+            self.download_box, self, "Download",
+            callback=self.download_weights, autoDefault=False)
+
         self.server_box = gui.vBox(box, margin=0)
+        self.server_choice = gui.radioButtons(
+            self.server_box, self, "own_server",
+            btnLabels=(f"Orange's public server ({_host(PUBLIC_SERVER_URL)})",
+                       "My own server:"),
+            callback=self._on_server_changed)
         self.server_edit = gui.lineEdit(
-            self.server_box, self, "server_url", label="Server:",
-            orientation=Qt.Horizontal, callback=self._on_server_changed)
+            gui.indentedBox(self.server_box), self, "server_url",
+            callback=self._on_server_changed)
         self.server_edit.setPlaceholderText(default_server_url())
         self.server_note = gui.widgetLabel(self.server_box, "")
         self.server_note.setWordWrap(True)
@@ -280,7 +381,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.fallback_button = gui.button(
             box, self, "Embed locally this time",
             callback=self.embed_locally_this_time, autoDefault=False,
-            toolTip=f"Embed with {EMBEDDERS[LOCAL_FALLBACK].display_name} "
+            toolTip=f"Embed with {get_embedder(LOCAL_FALLBACK).display_name} "
                     "once, keeping the chosen embedder for later runs")
         self.fallback_button.setVisible(False)
         self.cancel_button = gui.button(
@@ -291,7 +392,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         gui.auto_apply(self.buttonsArea, self, "auto_apply")
 
         for label in (self.description_label, self.server_note,
-                      self.status_label):
+                      self.download_note, self.status_label):
             label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
         self.controlArea.setMinimumWidth(320)
         self.layout().setSizeConstraint(QLayout.SetFixedSize)
@@ -346,26 +447,65 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _on_server_changed(self) -> None:
         self._update_embedder_info()
-        if not EMBEDDERS[self.embedder].local:
+        if not get_embedder(self.embedder).local:
             self.commit.deferred()
 
     def effective_server_url(self) -> str:
         """The address that server embedders send images to."""
-        return self.server_url.strip() or default_server_url()
+        if self.own_server:
+            return self.server_url.strip() or default_server_url()
+        return public_server_url()
 
     def _update_embedder_info(self) -> None:
-        spec = EMBEDDERS[self.embedder]
+        spec = get_embedder(self.embedder)
         self.description_label.setText(spec.description)
         self.server_box.setVisible(not spec.local)
-        self.server_note.setText(
-            f"Images are sent to {self.effective_server_url()} to be "
-            "embedded; the server does not store them.")
+        self.server_edit.setEnabled(bool(self.own_server))
+        url = self.effective_server_url()
+        if not self.own_server and url == PUBLIC_SERVER_URL:
+            self.server_note.setText(
+                f"Your images leave this computer: they are sent over the "
+                f"internet to Orange's public server at {url} to be "
+                "embedded; the server does not store them. To keep them "
+                "here, choose an embedder marked (local).")
+        else:
+            self.server_note.setText(
+                f"Images are sent to {url} to be embedded; the server does "
+                "not store them.")
+        self._update_download_box()
+
+    def _update_download_box(self) -> None:
+        spec = get_embedder(self.embedder)
+        downloading = self._downloading is not None
+        visible = downloading or weights_missing(spec.key)
+        self.download_box.setVisible(visible)
+        self.download_button.setEnabled(not downloading)
+        if visible and not downloading:
+            self.download_note.setText(
+                f"{spec.label} runs on this computer once its weights are "
+                f"downloaded from {_host(spec.weights.url or '')} into "
+                f"{weights_path(spec).parent}.")
 
     # --- running ------------------------------------------------------------
 
     @gui.deferred
     def commit(self) -> None:
         self._start(self.embedder)
+
+    def download_weights(self) -> None:
+        """Download the weights of the chosen local copy, then embed."""
+        key = self.embedder
+        if key not in LOCAL_COPIES:
+            return
+        self.cancel()
+        self._clear_task_messages()
+        self.Error.weights_missing.clear()
+        self._downloading = key
+        self._update_download_box()
+        self.status_label.setText(
+            f"Downloading the weights of {get_embedder(key).label}...")
+        self.start(download, key)
+        self._set_running(True)
 
     def embed_locally_this_time(self) -> None:
         """Embed once with the local default; the saved choice stays."""
@@ -377,6 +517,8 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.Error.server_unreachable.clear()
         self.Error.embedder_unavailable.clear()
         self.Error.server_failed.clear()
+        self.Error.download_failed.clear()
+        self.Error.weights_missing.clear()
         self.Error.failed.clear()
         self.Warning.images_skipped.clear()
         self.Information.clear()
@@ -384,28 +526,43 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _start(self, embedder_key: str, *, fallback: bool = False) -> None:
         self.cancel()
+        self._downloading = None
         self._clear_task_messages()
         self._update_embedder_info()
         if self.data is None or self.image_attr is None:
             self._set_running(False)
             self._send(None, None)
             return
+        if weights_missing(embedder_key):
+            spec = get_embedder(embedder_key)
+            self._set_running(False)
+            self._send(None, None)
+            self.Error.weights_missing(spec.display_name,
+                                       weights_path(spec).name)
+            self.status_label.setText("Waiting for the weights.")
+            return
         self._running_embedder = embedder_key
         self._running_fallback = fallback
         self.status_label.setText(
             f"Embedding {len(self.data)} images with "
-            f"{EMBEDDERS[embedder_key].display_name}...")
+            f"{get_embedder(embedder_key).display_name}...")
         self.start(run, self.data, self.image_attr, embedder_key,
                    self.effective_server_url(),
                    embedder_factory=self.embedder_factory)
         self._set_running(True)
 
     def cancel_embedding(self) -> None:
-        """Stop the running embedding; outputs are cleared."""
+        """Stop the running embedding or download; outputs are cleared."""
         if not self.cancel_button.isEnabled():
             return
         self.cancel()
         self._set_running(False)
+        if self._downloading is not None:
+            self._downloading = None
+            self._update_download_box()
+            self.Information.download_stopped()
+            self.status_label.setText("Download stopped.")
+            return
         self._send(None, None)
         self.Information.cancelled()
         self.status_label.setText("Cancelled.")
@@ -418,8 +575,19 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.Outputs.embeddings.send(embedded)
         self.Outputs.skipped_images.send(skipped)
 
-    def on_done(self, result: Result) -> None:
+    def on_done(self, result: Result | Downloaded) -> None:
         self._set_running(False)
+        if isinstance(result, Downloaded):
+            self._downloading = None
+            self._update_download_box()
+            self.status_label.setText(
+                f"Downloaded the weights of "
+                f"{get_embedder(result.embedder).label}.")
+            if result.embedder == self.embedder:
+                # a task cannot start from on_done; embed (or, without
+                # auto apply, mark as due) once this handler returns
+                QTimer.singleShot(0, self.commit.deferred)
+            return
         self._send(result.embedded, result.skipped)
         self.status_label.setText(
             f"{result.n_embedded} embedded, {result.n_skipped} skipped")
@@ -433,17 +601,30 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.Warning.images_skipped(f"{result.n_skipped} {noun}",
                                         reasons or "unknown reason")
         if not result.n_embedded and result.n_skipped \
-                and not EMBEDDERS[result.embedder].local:
+                and not get_embedder(result.embedder).local:
             # e.g. a server that answers, but not with embeddings
             self.fallback_button.setVisible(True)
         # not when the user picked another embedder while this one ran
         if self._running_fallback and result.embedder != self.embedder:
             self.Information.local_this_time(
-                EMBEDDERS[result.embedder].display_name,
-                EMBEDDERS[self.embedder].display_name)
+                get_embedder(result.embedder).display_name,
+                get_embedder(self.embedder).display_name)
 
     def on_exception(self, ex: Exception) -> None:
         self._set_running(False)
+        if self._downloading is not None:
+            self._downloading = None
+            self._update_download_box()
+            if isinstance(ex, DownloadCancelled):
+                self.Information.download_stopped()
+                self.status_label.setText("Download stopped.")
+            elif isinstance(ex, DownloadError):
+                self.Error.download_failed(str(ex))
+                self.status_label.setText("Download failed.")
+            else:
+                self.Error.failed(f"{type(ex).__name__}: {ex}", exc_info=ex)
+                self.status_label.setText("Download failed.")
+            return
         self._send(None, None)
         if isinstance(ex, EmbeddingCancelled):
             self.Information.cancelled()
@@ -455,7 +636,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
                 message = (f"Cannot reach the embedding server at {url}: "
                            f"{message}")
             self.Error.server_unreachable(
-                message, EMBEDDERS[LOCAL_FALLBACK].display_name)
+                message, get_embedder(LOCAL_FALLBACK).display_name)
             self.status_label.setText("The embedding server cannot be "
                                       "reached.")
             self.fallback_button.setVisible(True)
@@ -463,11 +644,14 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.Error.embedder_unavailable(str(ex))
             self.status_label.setText("Embedder not available.")
             self.fallback_button.setVisible(self._ran_on_server())
+            # a damaged weights file: a new download replaces it
+            if self._running_embedder in LOCAL_COPIES:
+                self.download_box.setVisible(True)
         elif isinstance(ex, EmbeddingError) and self._ran_on_server():
             # the server answered, but refused or talked nonsense
             self.Error.server_failed(
                 self.effective_server_url(), str(ex) or type(ex).__name__,
-                EMBEDDERS[LOCAL_FALLBACK].display_name)
+                get_embedder(LOCAL_FALLBACK).display_name)
             self.status_label.setText("Embedding failed.")
             self.fallback_button.setVisible(True)
         else:
@@ -476,7 +660,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _ran_on_server(self) -> bool:
         key = self._running_embedder or self.embedder
-        return not EMBEDDERS[key].local
+        return not get_embedder(key).local
 
     def on_partial_result(self, result: Any) -> None:
         pass  # run() reports only progress
@@ -486,7 +670,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         super().onDeleteWidget()
 
     def send_report(self) -> None:
-        spec = EMBEDDERS[self.embedder]
+        spec = get_embedder(self.embedder)
         items = [("Embedder", spec.display_name)]
         if not spec.local:
             items.append(("Server", self.effective_server_url()))
@@ -499,6 +683,11 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     @classmethod
     def migrate_settings(cls, settings: dict, version: int | None) -> None:
+        # version 2 sent images to server_url, or with none to the local
+        # default server: keep that; the older add-on's workflows (below)
+        # used Orange's public server, now the default
+        if version == 2:
+            settings.setdefault("own_server", True)
         # version 1 (or none): the older add-on's index-based settings
         if not version or version < 2:
             index = settings.pop("cb_embedder_current_id", None)
@@ -509,6 +698,10 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
                 settings["legacy_image_attr_index"] = index
             if "_auto_apply" in settings:
                 settings["auto_apply"] = bool(settings.pop("_auto_apply"))
+
+
+def _host(url: str) -> str:
+    return url.split("//", 1)[-1].split("/", 1)[0]
 
 
 def _legacy_embedder_key(value: Any) -> Any:
