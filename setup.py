@@ -65,6 +65,10 @@ ENTRY_POINTS = {
     "orange.widgets": (
         "Image Analytics = orangecontrib.imageanalytics.widgets",
     ),
+    # the example workflows in the canvas's Help → Examples
+    "orange.widgets.tutorials": (
+        "Image Analytics = orangecontrib.imageanalytics.tutorials",
+    ),
     "orange.canvas.help": (
         "html-index = orangecontrib.imageanalytics.widgets:WIDGET_HELP_PATH",
     ),
@@ -86,6 +90,9 @@ if __name__ == "__main__":
         package_data={
             "orangecontrib.imageanalytics.widgets": [
                 "icons/*.svg", "icons/*.png", "help/*.html", "help/images/*"],
+            # the example workflows and the photos they read
+            "orangecontrib.imageanalytics.tutorials": [
+                "*.ows", "photos/labelled/*/*", "photos/new/*"],
         },
         include_package_data=True,
         python_requires=PYTHON_REQUIRES,

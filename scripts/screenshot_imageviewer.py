@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Take the Image Viewer help page's screenshot in the real canvas.
 
-Writes a workflow Import Images (the example images) → Image Viewer whose
+Writes a workflow Import Images (the example photos) → Image Viewer whose
 viewer window opens by itself (a default window group), opens it in Orange's
 canvas on an X display (Xvfb), grabs the screen from a second Qt process and
 keeps the viewer window's part in doc/widgets/images/imageviewer.png.
@@ -16,7 +16,7 @@ import pickle
 
 from canvas_screenshot import PREFIX, ROOT, arguments, shoot, window_state
 
-IMAGES = os.path.join(ROOT, "examples", "images")
+IMAGES = os.path.join(ROOT, "orangecontrib", "imageanalytics", "tutorials", "photos", "labelled")
 GEOMETRY = (40, 40, 1000, 640)  # x, y, width, height of the viewer window
 
 

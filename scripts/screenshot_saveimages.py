@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Take the Save Images help page's screenshot in the real canvas.
 
-Writes a workflow Import Images (examples/images) → Save Images into a
+Writes a workflow Import Images (the example photos) → Save Images into a
 temporary folder, with Save Images set to autosave into "Pictures/Sorted"
 in a temporary home folder and its window opened by the workflow's default
 window group. The canvas runs under an X server (Xvfb) on DISPLAY; a second
@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "doc", "widgets", "images", "saveimages.png")
-IMAGES = os.path.join(REPO, "examples", "images")
+IMAGES = os.path.join(REPO, "orangecontrib", "imageanalytics", "tutorials", "photos", "labelled")
 #: where the widget window is put, and the part of the screen that is kept
 WIDGET_POS = (560, 70)
 CROP = (330, 130, 670, 510)

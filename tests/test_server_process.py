@@ -15,6 +15,7 @@ from PIL import Image
 from server_helpers import cosine, jpeg_bytes, model_input_jpeg
 
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
+from orangecontrib.imageanalytics.tutorials import example_photos
 
 #: Requests in the soak test; the benchmark script can run 10,000.
 SOAK_REQUESTS = int(os.environ.get("ORANGE_SERVER_SOAK_REQUESTS", "2000"))
@@ -101,12 +102,12 @@ def test_orange_client_matches_local_engine(server, tmp_path, monkeypatch):
 
 def test_orange_client_embeds_the_example_photos(server, tmp_path,
                                                  monkeypatch):
-    """The project's example images, prepared as Orange's client prepares
+    """The project's example photos, prepared as Orange's client prepares
     them (RGB, resized to the input size, JPEG quality 75), all embed."""
     url, _ = server
-    folder = Path(__file__).resolve().parents[1] / "examples" / "images"
+    folder = Path(example_photos("labelled"))
     paths = sorted(folder.glob("*/*.*"))
-    assert len(paths) == 18
+    assert len(paths) == 50
     bodies = []
     for path in paths:
         with Image.open(path) as img:

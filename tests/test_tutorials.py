@@ -1,4 +1,9 @@
-"""The example workflow in tutorials/ opens and finds its images."""
+"""The example workflows open in the canvas, find their photos and run.
+
+Each workflow is loaded with the canvas's own loader, every widget is
+created as when the canvas opens a workflow, the signals flow, and then
+every link must carry data and no widget may show an error.
+"""
 import os
 import shutil
 import subprocess
@@ -8,30 +13,46 @@ import unittest
 
 from Orange.canvas.config import Config
 from Orange.widgets.tests.base import WidgetTest
+from orangecanvas.application import examples
 from orangecanvas.registry import WidgetRegistry
-from orangecanvas.scheme import Scheme, readwrite
+from orangewidget.utils.signals import LazyValue
+from orangewidget.workflow.widgetsscheme import WidgetsScheme
 
-from orangecontrib.imageanalytics.widgets.owimageimport import OWImportImages
+from orangecontrib.imageanalytics import tutorials
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TUTORIALS = os.path.join(REPO, "tutorials")
-WORKFLOW = os.path.join(TUTORIALS, "classify-example-images.ows")
-IMAGES = os.path.join(REPO, "examples", "images")
 GENERATOR = os.path.join(REPO, "scripts", "make_tutorial_workflow.py")
+HERE = os.path.dirname(tutorials.__file__)
+CATEGORIES = ("cartoon", "digit", "flower", "portrait", "temple")
 
-IMPORT_IMAGES = "orangecontrib.imageanalytics.widgets.owimageimport." \
-                "OWImportImages"
-IMAGE_EMBEDDING = "orangecontrib.imageanalytics.widgets.owimageembedding." \
-                  "OWImageEmbedding"
-
-#: (source widget, output, sink widget, input), by widget name
+#: per workflow: (source title, output, sink title, input)
 LINKS = {
-    ("Import Images", "Data", "Image Embedding", "Images"),
-    ("Image Embedding", "Embeddings", "Data Table", "Data"),
-    ("Image Embedding", "Embeddings", "Test and Score", "Data"),
-    ("Logistic Regression", "Learner", "Test and Score", "Learner"),
-    ("Image Embedding", "Embeddings", "Distances", "Data"),
-    ("Distances", "Distances", "Hierarchical Clustering", "Distances"),
+    "classify-example-images.ows": {
+        ("Import Images", "Data", "Image Embedding", "Images"),
+        ("Image Embedding", "Embeddings", "Data Table", "Data"),
+        ("Image Embedding", "Embeddings", "Test and Score", "Data"),
+        ("Logistic Regression", "Learner", "Test and Score", "Learner"),
+        ("Image Embedding", "Embeddings", "Distances", "Data"),
+        ("Distances", "Distances", "Hierarchical Clustering", "Distances"),
+    },
+    "sort-photos-by-similarity.ows": {
+        ("Import Images", "Data", "Image Embedding", "Images"),
+        ("Image Embedding", "Embeddings", "Image Grid", "Embeddings"),
+        ("Image Grid", "Selected Images", "Image Viewer", "Data"),
+        ("Image Grid", "Selected Images", "Save Images", "Data"),
+    },
+    "label-new-photos.ows": {
+        ("Labelled photos", "Data", "Image Embedding", "Images"),
+        ("Image Embedding", "Embeddings", "Test and Score", "Data"),
+        ("Logistic Regression", "Learner", "Test and Score", "Learner"),
+        ("Image Embedding", "Embeddings", "Logistic Regression", "Data"),
+        ("Logistic Regression", "Model", "Save Model", "Model"),
+        ("New photos", "Data", "Image Embedding (new)", "Images"),
+        ("Image Embedding (new)", "Embeddings", "Predictions", "Data"),
+        ("Logistic Regression", "Model", "Predictions", "Predictors"),
+        ("Predictions", "Predictions", "Image Viewer", "Data"),
+        ("Image Viewer", "Data", "Save Images", "Data"),
+    },
 }
 
 
@@ -42,118 +63,159 @@ def discovered_registry():
     return registry
 
 
-def load(path, registry):
-    """Read a workflow with the canvas's reader; no widgets are created."""
-    scheme = Scheme()
-    errors = []
-    with open(path, "rb") as f:
-        readwrite.scheme_load(scheme, f, registry=registry,
-                              error_handler=errors.append)
-    return scheme, errors
-
-
-class TestTutorialWorkflow(WidgetTest):
+class TestTutorials(WidgetTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.registry = discovered_registry()
 
-    def setUp(self):
-        self.scheme, self.errors = load(WORKFLOW, self.registry)
+    def run_workflow(self, path):
+        """Open ``path`` as the canvas does and let the signals flow.
 
-    def tearDown(self):
-        self.scheme.clear()
+        Returns the scheme (cleared by the test's cleanup) and the contents
+        of each link, by (source title, sink title, input)."""
+        scheme = WidgetsScheme()
+        scheme.widget_manager.set_creation_policy(scheme.widget_manager.Immediate)
+        scheme.set_runtime_env("basedir", os.path.dirname(os.path.abspath(path)))
+        errors = []
+        with open(path, "rb") as f:
+            scheme.load_from(f, registry=self.registry, error_handler=errors.append)
+        self.addCleanup(scheme.clear)
+        self.assertEqual(errors, [])
+        manager = scheme.signal_manager
 
-    def node(self, qualified_name):
-        nodes = [node for node in self.scheme.nodes
-                 if node.description.qualified_name == qualified_name]
-        self.assertEqual(len(nodes), 1, qualified_name)
-        return nodes[0]
+        def contents(link):
+            return [v.get_value() if LazyValue.is_lazy(v) else v
+                    for v in manager.link_contents(link).values() if v is not None]
 
-    def test_nodes_and_links_resolve(self):
-        self.assertEqual(self.errors, [])
-        self.assertEqual(len(self.scheme.nodes), 7)
-        for node in self.scheme.nodes:
-            self.assertIs(
-                self.registry.widget(node.description.qualified_name),
-                node.description)
-        links = set()
-        for link in self.scheme.links:
-            # the channels are the registered widgets' own
-            self.assertIn(link.source_channel,
-                          link.source_node.description.outputs)
-            self.assertIn(link.sink_channel,
-                          link.sink_node.description.inputs)
-            self.assertTrue(link.is_enabled())
-            links.add((link.source_node.description.name,
-                       link.source_channel.name,
-                       link.sink_node.description.name,
-                       link.sink_channel.name))
-        self.assertEqual(links, LINKS)
-        self.assertEqual(len(self.scheme.links), len(LINKS))
+        def flowed():
+            return not manager.has_pending() and all(contents(link) for link in scheme.links)
 
-    def test_embedding_settings(self):
-        properties = self.node(IMAGE_EMBEDDING).properties
-        self.assertEqual(properties["embedder"], "squeezenet")
-        self.assertTrue(properties["auto_apply"])
+        widgets = [scheme.widget_for_node(node) for node in scheme.nodes]
 
-    def test_folder_stored_relative_to_workflow(self):
-        recent, = self.node(IMPORT_IMAGES).properties["recent_paths"]
-        self.assertEqual((recent.prefix, recent.relpath),
-                         ("basedir", "../examples/images"))
-        self.assertFalse(os.path.exists(recent.abspath))
+        def done():
+            # a widget still working when the last link filled shows its
+            # error later
+            return flowed() and not any(
+                w.isInvalidated() or w.isBlocking() for w in widgets)
 
-    def import_images(self, properties, basedir):
-        widget = self.create_widget(OWImportImages,
-                                    stored_settings=properties,
-                                    env={"basedir": basedir})
-        try:
-            self.wait_until_finished(widget, timeout=20000)
-            return (widget.current_folder(),
-                    self.get_output(widget.Outputs.data, widget=widget))
-        finally:
-            widget.onDeleteWidget()
+        self.process_events(until=done, timeout=180000)
+        for node in scheme.nodes:
+            widget = scheme.widget_for_node(node)
+            self.assertFalse(widget.Error.active,
+                             f"{node.title}: {widget.Error.active}")
+        return scheme, {(link.source_node.title, link.sink_node.title,
+                         link.sink_channel.name): contents(link)[0]
+                        for link in scheme.links}
 
-    def test_import_images_restores_folder(self):
-        properties = self.node(IMPORT_IMAGES).properties
-        folder, table = self.import_images(properties, TUTORIALS)
-        self.assertEqual(folder, IMAGES)
-        self.assertEqual(len(table), 18)
-        self.assertEqual(table.domain.class_var.values,
-                         ("digit", "flower", "temple"))
+    @staticmethod
+    def widget_named(scheme, title):
+        node, = [n for n in scheme.nodes if n.title == title]
+        return scheme.widget_for_node(node)
 
-    def test_works_from_another_checkout(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            checkout = os.path.join(tmp, "elsewhere")
-            shutil.copytree(IMAGES, os.path.join(checkout, "examples",
-                                                 "images"))
-            tutorials = os.path.join(checkout, "tutorials")
-            os.mkdir(tutorials)
-            path = shutil.copy(WORKFLOW, tutorials)
-            scheme, errors = load(path, self.registry)
+    def test_registered_with_the_canvas(self):
+        found = {os.path.basename(w.abspath()) for w in examples.workflows(Config())
+                 if w.abspath().startswith(HERE)}
+        self.assertEqual(found, set(LINKS))
+        self.assertEqual(sorted(map(os.path.basename, tutorials.workflow_paths())),
+                         sorted(LINKS))
+
+    def test_links_are_the_documented_ones(self):
+        for name, expected in LINKS.items():
+            scheme = WidgetsScheme()
+            with open(os.path.join(HERE, name), "rb") as f:
+                scheme.load_from(f, registry=self.registry)
             try:
-                self.assertEqual(errors, [])
-                node, = [n for n in scheme.nodes
-                         if n.description.qualified_name == IMPORT_IMAGES]
-                folder, table = self.import_images(node.properties,
-                                                   tutorials)
+                links = {(link.source_node.title, link.source_channel.name,
+                          link.sink_node.title, link.sink_channel.name)
+                         for link in scheme.links}
+                self.assertEqual(links, expected, name)
+                self.assertTrue(all(link.is_enabled() for link in scheme.links))
             finally:
                 scheme.clear()
-            self.assertEqual(folder,
-                             os.path.join(checkout, "examples", "images"))
-            self.assertEqual(len(table), 18)
-            self.assertEqual(len(table.domain.class_var.values), 3)
+
+    def test_example_photos(self):
+        labelled = tutorials.example_photos("labelled")
+        self.assertEqual(sorted(os.listdir(labelled)), list(CATEGORIES))
+        for category in CATEGORIES:
+            self.assertEqual(len(os.listdir(os.path.join(labelled, category))), 10)
+        self.assertEqual(len(os.listdir(tutorials.example_photos("new"))), 25)
+        with self.assertRaises(ValueError):
+            tutorials.example_photos("other")
+
+    def test_classify_example_images(self):
+        scheme, data = self.run_workflow(
+            os.path.join(HERE, "classify-example-images.ows"))
+        embedded = data[("Image Embedding", "Test and Score", "Data")]
+        self.assertEqual(len(embedded), 50)
+        self.assertEqual(embedded.domain.class_var.values, CATEGORIES)
+        self.assertEqual(len(embedded.domain.attributes), 1000)
+        test = self.widget_named(scheme, "Test and Score")
+        self.process_events(until=test._successful_slots, timeout=120000)
+        results = test._successful_slots()[0].results.value
+        from Orange.evaluation import CA
+        self.assertGreater(CA(results)[0], 0.9)
+
+    def test_sort_photos_by_similarity(self):
+        scheme, data = self.run_workflow(
+            os.path.join(HERE, "sort-photos-by-similarity.ows"))
+        marked = data[("Image Grid", "Save Images", "Data")]
+        # the two groups stored in the workflow: the temples and the flowers
+        self.assertEqual(len(marked), 20)
+        group = marked.domain["Group"]
+        categories = marked.get_column("category")
+        for g, category in (("G1", "temple"), ("G2", "flower")):
+            rows = marked.get_column(group) == group.values.index(g)
+            self.assertEqual(rows.sum(), 10)
+            self.assertEqual(
+                {marked.domain.class_var.values[int(c)] for c in categories[rows]},
+                {category})
+        self.assertEqual(len(data[("Image Grid", "Image Viewer", "Data")]), 20)
+        saver = self.widget_named(scheme, "Save Images")
+        self.assertEqual(saver.folders_by.name, "Group")
+        grid = self.widget_named(scheme, "Image Grid")
+        self.assertEqual(len(grid.data), 50)
+
+    def test_label_new_photos(self):
+        scheme, data = self.run_workflow(os.path.join(HERE, "label-new-photos.ows"))
+        predicted = data[("Predictions", "Image Viewer", "Data")]
+        self.assertEqual(len(predicted), 25)
+        prediction = predicted.domain["Logistic Regression"]
+        self.assertEqual(prediction.values, CATEGORIES)
+        labels = [prediction.values[int(v)]
+                  for v in predicted.get_column(prediction)]
+        # five new photos of each category: most are recognised
+        self.assertGreaterEqual(max(labels.count(c) for c in CATEGORIES), 4)
+        self.assertGreaterEqual(len(set(labels)), 4)
+        viewer = self.widget_named(scheme, "Image Viewer")
+        self.assertEqual(viewer.title_attr.name, "Logistic Regression")
+        self.assertEqual(viewer.model.title(0), labels[0])
+        saver = self.widget_named(scheme, "Save Images")
+        self.assertEqual(saver.folders_by.name, "Logistic Regression")
+        self.assertEqual(len(data[("Image Viewer", "Save Images", "Data")]), 25)
+
+    def test_runs_from_another_place(self):
+        # as after an installation elsewhere: the photos are found beside it
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = shutil.copytree(HERE, os.path.join(tmp, "tutorials"),
+                                   ignore=shutil.ignore_patterns("__pycache__"))
+            scheme, data = self.run_workflow(
+                os.path.join(copy, "classify-example-images.ows"))
+            importer = self.widget_named(scheme, "Import Images")
+            self.assertEqual(importer.current_folder(),
+                             os.path.join(copy, "photos", "labelled"))
+            self.assertEqual(len(data[("Import Images", "Image Embedding", "Images")]), 50)
 
 
 class TestTutorialGenerator(unittest.TestCase):
-    def test_workflow_is_up_to_date(self):
+    def test_workflows_are_up_to_date(self):
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
         done = subprocess.run(
             [sys.executable, GENERATOR, "--check"], env=env,
             capture_output=True, text=True, timeout=240, check=False)
         self.assertEqual(done.returncode, 0,
-                         "tutorials/classify-example-images.ows differs from "
-                         "what scripts/make_tutorial_workflow.py writes:\n"
+                         "the tutorials differ from what "
+                         "scripts/make_tutorial_workflow.py writes:\n"
                          + done.stderr[-2000:])
 
 

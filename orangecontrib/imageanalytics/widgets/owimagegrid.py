@@ -478,7 +478,8 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
     from orangecontrib.imageanalytics.import_images import ImportImages
     from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
-    folder = sys.argv[1] if len(sys.argv) > 1 else "."
+    from orangecontrib.imageanalytics.tutorials import example_photos
+    folder = sys.argv[1] if len(sys.argv) > 1 else example_photos()
     table, _ = ImportImages()(folder)
     embedded, _, _ = ImageEmbedder(model="squeezenet")(table, col="image")
     WidgetPreview(OWImageGrid).run(embedded)

@@ -429,11 +429,10 @@ def _runs(rows):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import os
     import sys
 
     from orangecontrib.imageanalytics.import_images import ImportImages
+    from orangecontrib.imageanalytics.tutorials import example_photos
 
-    folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(__file__), "..", "..", "..", "examples", "images")
+    folder = sys.argv[1] if len(sys.argv) > 1 else example_photos()
     WidgetPreview(OWImageViewer).run(ImportImages()(folder)[0])

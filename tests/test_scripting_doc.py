@@ -1,0 +1,50 @@
+"""The examples of doc/scripting.md run as they are written."""
+import os
+import re
+
+import pytest
+
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   "doc", "scripting.md")
+
+
+def code_blocks():
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = code_blocks()
+    assert len(blocks) >= 6
+    namespace = {}
+    ran = 0
+    for block in blocks:
+        if "WidgetPreview" in block:
+            continue  # opens a window and waits for it to close
+        exec(compile(block, DOC, "exec"), namespace)  # noqa: S102
+        ran += 1
+    assert ran == len(blocks) - 1
+    # what the examples promise
+    assert len(namespace["table"]) == 50
+    assert namespace["embedded"].X.shape == (50, 1000)
+    assert namespace["vectors"][1] is None and len(namespace["vectors"][0]) == 1000
+    assert namespace["report"].summary() == "50 saved, 0 already there"
+    assert sorted(os.listdir(tmp_path / "sorted")) == [
+        "cartoon", "digit", "flower", "portrait", "temple"]
+    assert len(os.listdir(tmp_path / "resized")) == 25
+    assert namespace["thumb"].image is not None
+    assert len(namespace["predicted"]) == 25
+
+
+@pytest.mark.parametrize("block", [b for b in code_blocks() if "WidgetPreview" in b])
+def test_widget_preview_example_names_real_inputs(block):
+    from orangecontrib.imageanalytics.widgets.owimagegrid import OWImageGrid
+    from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
+
+    assert "OWImageViewer" in block
+    assert callable(OWImageViewer.set_data)
+    text = open(DOC, encoding="utf-8").read()
+    for name in re.findall(r"run\((set_\w+)=", text) + re.findall(r", (set_\w+)=", text):
+        assert hasattr(OWImageGrid, name), name
