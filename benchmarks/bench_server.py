@@ -31,6 +31,11 @@ Usage::
     # robustness: 10,000 mixed valid and malformed requests, 64 clients
     python benchmarks/bench_server.py --protocols none --soak 10000
 
+    # the same server on a local Ray Serve instance, with its own HTTP front
+    # (deployment handles) and with Ray's HTTP proxy, against the plain one
+    python benchmarks/bench_server.py --model squeezenet --device cpu \\
+        --n 1000 --ray
+
 Without ``--url`` the server runs in a subprocess on 127.0.0.1 with the
 options given here (``--server-arg`` passes any other).
 """
@@ -51,6 +56,9 @@ import time
 import httpx
 import numpy as np
 from PIL import Image
+
+# a local Ray instance must not try to report usage
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from orangecontrib.imageanalytics import protocol
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
@@ -99,6 +107,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--soak", type=int, default=0,
         help="also send this many mixed valid/malformed requests from 64 "
              "clients and report failures and server memory")
+    add("--ray", action="store_true",
+        help="also measure the server on a local Ray Serve instance, with "
+             "its HTTP front and with Ray's HTTP proxy (ratios to the plain "
+             "server of the same run)")
+    add("--rounds", type=int, default=1,
+        help="measure the servers this many times, in turn")
+    add("--ray-arg", action="append", default=[],
+        help="extra argument for the Ray servers only, e.g. "
+             "--ray-arg=--max-replicas --ray-arg=8 (repeatable)")
     add("--json", default=None, help="write the results here")
     return parser.parse_args(argv)
 
@@ -155,7 +172,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args) -> tuple[subprocess.Popen, str]:
+def start_server(args, options: list[str]) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     command = [sys.executable, "-m", "orangecontrib.imageanalytics.server",
                "--host", "127.0.0.1", "--port", str(port),
@@ -170,7 +187,7 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         command.append("--random-weights")
     # a soak or a big run must not be refused by the admission limit
     command += ["--max-queue", str(max(4096, 4 * args.concurrency))]
-    command += args.server_arg
+    command += args.server_arg + options
     process = subprocess.Popen(command)
     return process, f"http://127.0.0.1:{port}"
 
@@ -375,112 +392,181 @@ def _rss(pid: int | None) -> float | None:
         return None
 
 
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None:
+        return
+    process.terminate()
+    try:
+        # a Ray server deletes its application and stops its Ray instance
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _measure(args, url: str, headers: dict, images: list[bytes],
+             batch_size: int, model_rate: float | None,
+             reference: dict | None) -> dict:
+    """Both protocols against one server; ``reference`` holds the plain
+    server's results of this run (for the Ray variants)."""
+    results = {}
+    modes = [m for m in args.protocols.split(",") if m in ("batch", "orange")]
+    for mode in modes:
+        clients = args.batch_concurrency if mode == "batch" \
+            else args.concurrency
+        warmup = args.warmup if args.warmup is not None else 2 * batch_size
+        if warmup:
+            run_load(url, args.model, mode, images, warmup, clients,
+                     batch_size, headers, 1)
+        result = run_load(url, args.model, mode, images, args.n, clients,
+                          batch_size, headers, args.client_procs)
+        if model_rate:
+            result["ratio_to_model_only"] = result["img_per_s"] / model_rate
+        if reference and mode in reference:
+            result["ratio_to_plain"] = \
+                result["img_per_s"] / reference[mode]["img_per_s"]
+        results[mode] = result
+        latency = result["latency_ms"]
+        ratio = f"{100 * result['ratio_to_model_only']:5.1f} % of " \
+                "model only" if "ratio_to_model_only" in result else ""
+        if "ratio_to_plain" in result:
+            ratio += f", {result['ratio_to_plain']:.2f}x plain"
+        per = f"{batch_size} img/request, {clients} in flight" \
+            if mode == "batch" else f"{clients} clients"
+        print(f"{mode:<12} {result['img_per_s']:9.1f} img/s  {ratio}  "
+              f"({args.n} images, {per}, {args.client_procs} client "
+              f"process(es); request latency ms p50 {latency['p50']:.1f} "
+              f"p90 {latency['p90']:.1f} p99 {latency['p99']:.1f}; "
+              f"failures {result['failures']})")
+    health = httpx.get(f"{url}/health", headers=headers).json()
+    processed = health.get("processed", {}).get(args.model)
+    if processed and processed["batches"]:
+        mean = processed["images"] / processed["batches"]
+        results["mean_batch"] = mean
+        print(f"server batches: {processed['batches']}, mean "
+              f"{mean:.1f} images per forward pass"
+              + (" (one replica's)" if "replica" in health else ""))
+    return results
+
+
+def _soak_run(args, url: str, images: list[bytes], headers: dict,
+              process: subprocess.Popen | None) -> dict:
+    pid = process.pid if process is not None else None
+    # memory settles after the first few hundred requests (model arenas for
+    # each batch size, thread arenas): measure after that
+    asyncio.run(_soak(url, args.model, images, 500, headers))
+    before = _rss(pid)
+    began = time.perf_counter()
+    counts = asyncio.run(_soak(url, args.model, images, args.soak, headers))
+    after = _rss(pid)
+    alive = process is None or process.poll() is None
+    print(f"soak         {args.soak} requests, 64 clients: {counts}; "
+          f"server RSS {before} -> {after} MiB; alive: {alive}")
+    return {"requests": args.soak, **counts,
+            "seconds": time.perf_counter() - began,
+            "rss_mb_before": before, "rss_mb_after": after,
+            "server_alive": alive}
+
+
+#: Servers measured with ``--ray``, after the plain one: name, options.
+RAY_VARIANTS = (
+    ("ray-front", ["--ray", "--ray-ingress", "front"]),
+    ("ray-proxy", ["--ray", "--ray-ingress", "proxy"]),
+)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     spec = get_embedder(args.model)
     headers = {"Authorization": f"Bearer {args.api_key}"} \
         if args.api_key else {}
-    process = None
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        process, url = start_server(args)
     results: dict = {
         "command": " ".join(sys.argv), "machine": {
             "nproc": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version()},
         "model": args.model}
-    try:
-        info = wait_ready(url, headers, process)
-        served = {m["key"]: m for m in info["models"]}[args.model]
-        if not served["available"]:
-            sys.exit(f"{args.model} is unavailable: {served['reason']}")
-        size = served["input_size"]
-        print(f"server {url}: {args.model} ({served['engine']}, "
-              f"{served['dimension']}-d, {info['device']})")
-        results["server"] = {"device": info["device"],
-                             "engine": served["engine"]}
-        images = make_images(size, args.images, args.distinct)
-        device = info["device"]
-        if args.model == "squeezenet":
-            cosine = check_squeezenet(url, images, headers)
-            results["squeezenet_min_cosine_to_local_engine"] = cosine
-            print(f"check        server vs local engine, same JPEG bytes: "
-                  f"min cosine {cosine:.6f}")
-        server_batch = args.max_batch or (256 if device.startswith("cuda")
-                                          else 32)
-        batch_size = args.batch_size or server_batch
-        if not args.no_model_only:
-            if args.device == "auto":
-                args.device = device
-            only = model_only(args, server_batch)
-            results["model_only"] = only
-            print(f"model only   {only['img_per_s']:9.1f} img/s  "
-                  f"(batch {only['batch']}, {only['engine']}, "
-                  f"{only['device']})")
-        modes = [m for m in args.protocols.split(",") if m in
-                 ("batch", "orange")]
-        for mode in modes:
-            clients = args.batch_concurrency if mode == "batch" \
-                else args.concurrency
-            warmup = args.warmup if args.warmup is not None \
-                else 2 * batch_size
-            if warmup:
-                run_load(url, args.model, mode, images, warmup, clients,
-                         batch_size, headers, 1)
-            result = run_load(url, args.model, mode, images, args.n,
-                              clients, batch_size, headers,
-                              args.client_procs)
-            if "model_only" in results:
-                result["ratio_to_model_only"] = \
-                    result["img_per_s"] / results["model_only"]["img_per_s"]
-            results[mode] = result
-            latency = result["latency_ms"]
-            ratio = f"{100 * result['ratio_to_model_only']:5.1f} % of " \
-                    "model only" if "ratio_to_model_only" in result else ""
-            per = f"{batch_size} img/request, {clients} in flight" \
-                if mode == "batch" else f"{clients} clients"
-            print(f"{mode:<12} {result['img_per_s']:9.1f} img/s  {ratio}  "
-                  f"({args.n} images, {per}, {args.client_procs} client "
-                  f"process(es); request latency ms p50 {latency['p50']:.1f} "
-                  f"p90 {latency['p90']:.1f} p99 {latency['p99']:.1f}; "
-                  f"failures {result['failures']})")
-        if args.soak:
-            pid = process.pid if process is not None else None
-            # memory settles after the first few hundred requests (model
-            # arenas for each batch size, thread arenas): measure after that
-            asyncio.run(_soak(url, args.model, images, 500, headers))
-            before = _rss(pid)
-            began = time.perf_counter()
-            counts = asyncio.run(_soak(url, args.model, images, args.soak,
-                                       headers))
-            after = _rss(pid)
-            alive = process is None or process.poll() is None
-            results["soak"] = {"requests": args.soak, **counts,
-                               "seconds": time.perf_counter() - began,
-                               "rss_mb_before": before, "rss_mb_after": after,
-                               "server_alive": alive}
-            print(f"soak         {args.soak} requests, 64 clients: {counts}; "
-                  f"server RSS {before} -> {after} MiB; alive: {alive}")
-        health = httpx.get(f"{url}/health", headers=headers).json()
-        processed = health.get("processed", {}).get(args.model)
-        if processed and processed["batches"]:
-            mean = processed["images"] / processed["batches"]
-            results["mean_batch"] = mean
-            print(f"server batches: {processed['batches']}, mean "
-                  f"{mean:.1f} images per forward pass")
-    finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    variants = [("plain", [])]
+    if args.ray:
+        variants += [(name, options + args.ray_arg)
+                     for name, options in RAY_VARIANTS]
+    if args.url:
+        variants = [("server", [])]
+    # rounds alternate the servers, so that a change of the machine's load
+    # shows as a difference between rounds rather than between servers
+    rounds = []
+    for round_index in range(args.rounds):
+        rounds.append({})
+        for name, options in variants:
+            if args.rounds > 1:
+                print(f"--- round {round_index + 1}: {name}")
+            _run_variant(args, name, options, headers, results, rounds[-1])
+    if args.rounds > 1:
+        results["rounds"] = rounds
+    del results["_images"]
     print(f"machine: nproc={os.cpu_count()}, {platform.platform()}; "
           f"spec input {spec.input_size}²")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(results, file, indent=2)
+
+
+def _first_server(args, url: str, headers: dict, size: int, device: str,
+                  served: dict, server_batch: int, results: dict) -> None:
+    """With the first server: the images, the SqueezeNet check and the
+    model-only figures (kept in ``results``)."""
+    results["server"] = {"device": device, "engine": served["engine"]}
+    images = make_images(size, args.images, args.distinct)
+    results["_images"] = images
+    if args.model == "squeezenet":
+        cosine = check_squeezenet(url, images, headers)
+        results["squeezenet_min_cosine_to_local_engine"] = cosine
+        print(f"check        server vs local engine, same JPEG bytes: min "
+              f"cosine {cosine:.6f}")
+    if not args.no_model_only:
+        if args.device == "auto":
+            args.device = device
+        only = model_only(args, server_batch)
+        results["model_only"] = only
+        print(f"model only   {only['img_per_s']:9.1f} img/s  (batch "
+              f"{only['batch']}, {only['engine']}, {only['device']})")
+
+
+def _run_variant(args, name: str, options: list[str], headers: dict,
+                 results: dict, this_round: dict) -> None:
+    """Start one server, measure it, stop it."""
+    process = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        process, url = start_server(args, options)
+    try:
+        info = wait_ready(url, headers, process)
+        served = {m["key"]: m for m in info["models"]}[args.model]
+        if not served["available"]:
+            sys.exit(f"{args.model} is unavailable: {served['reason']}")
+        print(f"{name} server {url}: {args.model} ({served['engine']}, "
+              f"{served['dimension']}-d, {info['device']})")
+        device = info["device"]
+        server_batch = args.max_batch or (256 if device.startswith("cuda")
+                                          else 32)
+        batch_size = args.batch_size or server_batch
+        if "_images" not in results:
+            _first_server(args, url, headers, served["input_size"], device,
+                          served, server_batch, results)
+        model_rate = results.get("model_only", {}).get("img_per_s")
+        reference = this_round.get("plain") if name != "plain" else None
+        measured = _measure(args, url, headers, results["_images"],
+                            batch_size, model_rate, reference)
+        if args.soak:
+            measured["soak"] = _soak_run(args, url, results["_images"],
+                                         headers, process)
+        if name in ("plain", "server") and name not in results:
+            # the keys of earlier runs' JSON files
+            results.update(measured)
+        results.setdefault(name, measured)
+        this_round[name] = measured
+    finally:
+        _stop(process)
 
 
 if __name__ == "__main__":

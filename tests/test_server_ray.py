@@ -104,6 +104,13 @@ def test_command_line_ray_options():
                                  replica_gpus=0.5, target_ongoing_requests=32)
 
 
+def test_command_line_refuses_fronts_for_the_proxy(capsys):
+    from orangecontrib.imageanalytics.server.cli import main
+
+    assert main(["--ray", "--ray-ingress", "proxy", "--workers", "2"]) == 2
+    assert "--workers" in capsys.readouterr().err
+
+
 def test_request_error_survives_pickling():
     """Replicas return refusals across processes."""
     error = RequestError(503, "overloaded", "busy",

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--workers", type=int, default=1,
         help="server processes sharing the port, each with its own models "
              "and batches; more than one helps Orange's protocol (many small "
-             "requests) on a fast GPU (default: 1)")
+             "requests) on a fast GPU; with --ray, HTTP fronts sharing the "
+             "replicas (default: 1)")
     add("--log-level", default="info",
         choices=("critical", "error", "warning", "info", "debug"))
     ray = parser.add_argument_group(
@@ -222,6 +223,9 @@ def app_factory():
 
     args = args_from_worker_options(os.environ[_WORKER_ENV])
     logging.basicConfig(level=args.log_level.upper())
+    if args.ray:
+        from orangecontrib.imageanalytics.server.ray_serve import front_app
+        return front_app(config_from_args(args))
     return create_app(config_from_args(args))
 
 
@@ -254,9 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                # many clients keep connections open between images
                "backlog": 4096, "timeout_keep_alive": 30}
     if args.ray:
-        if args.workers > 1:
-            print("orange-embedding-server: --workers does not apply to --ray "
-                  "(add replicas instead)", file=sys.stderr)
+        if args.workers > 1 and args.ray_ingress == "proxy":
+            print("orange-embedding-server: --workers runs more HTTP fronts; "
+                  "Ray's proxy has none (--ray-ingress front)",
+                  file=sys.stderr)
             return 2
         try:
             import ray.serve  # noqa: F401 - fail here, with advice
@@ -271,7 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             print(f"orange-embedding-server: {error}", file=sys.stderr)
             return 2
-        return serve_on_ray(config, ray_options, options)
+        if args.workers > 1:
+            # as below; serve_on_ray adds the address of the Ray instance
+            if config.api_key:
+                os.environ[API_KEY_ENV] = config.api_key
+            os.environ[_WORKER_ENV] = worker_options(args)
+        return serve_on_ray(config, ray_options, options,
+                            workers=args.workers)
     if args.workers > 1:
         # each worker rebuilds the app from the same options; the key goes
         # separately, in the variable config_from_args reads

@@ -20,9 +20,8 @@ Two ingresses speak HTTP to clients:
     Ray Serve's own HTTP proxy routes requests to replicas that each run the
     whole Starlette app.
 
-``benchmarks/bench_server.py --ray`` measures both against the plain server;
-the front was faster on loopback with both protocols (``benchmarks/README.md``),
-hence the default.
+``benchmarks/bench_server.py --ray`` measures both against the plain server
+(figures in ``benchmarks/README.md``).
 
 Ray is an optional dependency (``pip install "Orange3-ImageAnalytics[ray]"``);
 this module imports it only inside functions.
@@ -32,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import signal
 import threading
 from collections.abc import Mapping, Sequence
@@ -69,6 +69,12 @@ DEPLOYMENT_NAME = "EmbeddingReplica"
 INGRESSES = ("front", "proxy")
 #: Replica CPUs on a cluster without GPUs, when not given.
 DEFAULT_CPU_GROUP = 4
+#: Ray's settings of a local instance: images handed to replicas stay in
+#: memory (a full object store makes callers wait instead of writing
+#: objects to disk), as they do in a single server process.
+NO_SPILLING = {"automatic_object_spilling_enabled": False}
+# the Ray instance, for front processes started by uvicorn (--workers)
+RAY_ADDRESS_ENV = "_ORANGE_EMBEDDING_RAY_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -351,7 +357,7 @@ def connect(options: RayOptions) -> bool:
         # "local": a new instance even where RAY_ADDRESS or a cluster
         # started by `ray start` would be found
         ray.init(address="local", num_cpus=options.num_cpus,
-                 include_dashboard=False)
+                 include_dashboard=False, _system_config=NO_SPILLING)
         return True
     ray.init(address=options.address)
     return False
@@ -382,8 +388,23 @@ def deploy(config: ServerConfig, options: RayOptions):
                      logging_config={"enable_access_log": False})
 
 
+def front_app(config: ServerConfig):
+    """The app of one of several front processes (``--workers``): it joins
+    the Ray instance the launching process deployed on."""
+    import ray
+    from ray import serve
+
+    # Ray's driver exits on SIGTERM at once; uvicorn's handler (already in
+    # place) shuts the worker down gracefully
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(address=os.environ[RAY_ADDRESS_ENV], log_to_driver=False)
+    signal.signal(signal.SIGTERM, handler)
+    handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
+    return create_app(config, backend=RayBackend(config, handle))
+
+
 def serve_on_ray(config: ServerConfig, options: RayOptions,
-                 uvicorn_options: dict[str, Any]) -> int:
+                 uvicorn_options: dict[str, Any], *, workers: int = 1) -> int:
     """Run the server on Ray until interrupted (the ``--ray`` command line).
 
     Parameters
@@ -394,7 +415,12 @@ def serve_on_ray(config: ServerConfig, options: RayOptions,
         How to deploy.
     uvicorn_options
         Options of the front's uvicorn server (``host``, ``port``, ...).
+    workers
+        Front processes; above 1, each builds its app with
+        ``orangecontrib.imageanalytics.server.cli:app_factory`` from the
+        options the command line left in the environment.
     """
+    import ray
     from ray import serve
 
     started = connect(options)
@@ -403,8 +429,15 @@ def serve_on_ray(config: ServerConfig, options: RayOptions,
         if options.ingress == "front":
             import uvicorn
 
-            app = create_app(config, backend=RayBackend(config, handle))
-            uvicorn.run(app, **uvicorn_options)
+            if workers > 1:
+                os.environ[RAY_ADDRESS_ENV] = \
+                    ray.get_runtime_context().gcs_address
+                uvicorn.run(
+                    "orangecontrib.imageanalytics.server.cli:app_factory",
+                    factory=True, workers=workers, **uvicorn_options)
+            else:
+                app = create_app(config, backend=RayBackend(config, handle))
+                uvicorn.run(app, **uvicorn_options)
         else:
             log.info("Ray Serve's proxy listens on http://%s:%d",
                      config.host, config.port)
@@ -412,7 +445,6 @@ def serve_on_ray(config: ServerConfig, options: RayOptions,
     finally:
         if started:
             # the whole instance is ours: stopping it stops the replicas
-            import ray
             ray.shutdown()
         else:
             serve.delete(APP_NAME)
