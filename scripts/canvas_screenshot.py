@@ -6,6 +6,8 @@ window group with the window's saved geometry, see :func:`window_state`);
 unless one runs there already), grabs the screen from a second Qt process
 and keeps the widget window's part.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import re
@@ -50,8 +52,13 @@ def arguments(description: str, display: str, png: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def shoot(write_workflow, title: str, geometry, args: argparse.Namespace) -> None:
-    """Open the workflow ``write_workflow(path)`` writes; save window ``title``."""
+def shoot(write_workflow, title: str, geometry, args: argparse.Namespace, *,
+          folder: str | None = None) -> None:
+    """Open the workflow ``write_workflow(path)`` writes; save window ``title``.
+
+    The workflow is written into ``folder`` (a hidden file, removed
+    afterwards) when given, else into a temporary folder.
+    """
     env = dict(os.environ, DISPLAY=args.display)
     env.pop("QT_QPA_PLATFORM", None)
     xvfb = None
@@ -61,7 +68,7 @@ def shoot(write_workflow, title: str, geometry, args: argparse.Namespace) -> Non
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
     with tempfile.TemporaryDirectory() as tmp:
-        ows = os.path.join(tmp, "screenshot.ows")
+        ows = os.path.join(folder or tmp, f".screenshot-{os.getpid()}.ows")
         write_workflow(ows)
         canvas = subprocess.Popen(
             [sys.executable, "-m", "Orange.canvas", "--no-splash", "--no-welcome", ows],
@@ -74,6 +81,8 @@ def shoot(write_workflow, title: str, geometry, args: argparse.Namespace) -> Non
         finally:
             canvas.terminate()
             canvas.wait(10)
+            if folder is not None:
+                os.remove(ows)
             if xvfb is not None:
                 xvfb.terminate()
                 xvfb.wait(10)

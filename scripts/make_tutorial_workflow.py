@@ -123,15 +123,15 @@ def _classify() -> Workflow:
         "Score), and hierarchical clustering shows which images the "
         "embedding finds similar.",
         [
-            Node("import", IMPORT_IMAGES, (100, 200), folder="photos/labelled"),
-            Node("embed", IMAGE_EMBEDDING, (250, 200),
+            Node("import", IMPORT_IMAGES, (60, 200), folder="photos/labelled"),
+            Node("embed", IMAGE_EMBEDDING, (190, 200),
                  settings=_embedding_settings()),
-            Node("table", DATA_TABLE, (450, 60)),
+            Node("table", DATA_TABLE, (340, 60)),
             # cosine distance suits embeddings better than Euclidean
-            Node("distances", DISTANCES, (450, 180), settings={"metric_id": Cosine}),
-            Node("clustering", HIERARCHICAL_CLUSTERING, (600, 180)),
-            Node("test", TEST_AND_SCORE, (450, 300)),
-            Node("learner", LOGISTIC_REGRESSION, (250, 360)),
+            Node("distances", DISTANCES, (340, 180), settings={"metric_id": Cosine}),
+            Node("clustering", HIERARCHICAL_CLUSTERING, (480, 180)),
+            Node("test", TEST_AND_SCORE, (340, 320)),
+            Node("learner", LOGISTIC_REGRESSION, (190, 360)),
         ],
         [
             ("import", "Data", "embed", "Images"),
@@ -142,17 +142,17 @@ def _classify() -> Workflow:
             ("learner", "Learner", "test", "Learner"),
         ],
         [
-            ((20, 60, 200, 90),
+            ((0, 50, 200, 90),
              "1. Import Images reads the example photos. Each sub-folder "
              "(cartoon, digit, flower, portrait, temple) is a category."),
-            ((170, 250, 160, 80),
+            ((100, 250, 160, 80),
              "2. Image Embedding turns each image into 1,000 numbers with "
              "SqueezeNet."),
-            ((560, 40, 220, 100),
+            ((540, 40, 200, 110),
              "3. Open Hierarchical Clustering and set Annotations to "
              "'category' or 'image name': are the images of one folder "
              "together?"),
-            ((560, 280, 220, 100),
+            ((470, 290, 260, 90),
              "4. Open Test and Score: how accurately does logistic regression "
              "predict the category from the embedding (5-fold "
              "cross-validation)?"),
@@ -216,14 +216,14 @@ def _sort() -> Workflow:
         "Mark groups on the grid and Save Images writes each group into its "
         "own folder; Image Viewer shows the marked photos.",
         [
-            Node("import", IMPORT_IMAGES, (80, 200), folder="photos/labelled"),
-            Node("embed", IMAGE_EMBEDDING, (230, 200),
+            Node("import", IMPORT_IMAGES, (60, 200), folder="photos/labelled"),
+            Node("embed", IMAGE_EMBEDDING, (190, 200),
                  settings=_embedding_settings()),
-            Node("grid", IMAGE_GRID, (400, 200),
+            Node("grid", IMAGE_GRID, (340, 200),
                  settings={"imageSize": 100, "rows": 8, "columns": 8},
                  prepare=_mark_groups),
-            Node("viewer", IMAGE_VIEWER, (580, 120)),
-            Node("save", SAVE_IMAGES, (580, 290),
+            Node("viewer", IMAGE_VIEWER, (490, 110)),
+            Node("save", SAVE_IMAGES, (490, 290),
                  prepare=_context({"folders_by": "Group"},
                                   Group=("G1", "G2"))),
         ],
@@ -234,16 +234,16 @@ def _sort() -> Workflow:
             ("grid", "Selected Images", "save", "Data"),
         ],
         [
-            ((20, 40, 230, 90),
+            ((0, 60, 240, 90),
              "1. Import Images reads a folder of photos (here the example "
              "photos); Image Embedding describes each with 1,000 numbers."),
-            ((330, 300, 230, 120),
+            ((200, 290, 220, 120),
              "2. Open Image Grid: similar photos sit together. Two groups "
              "are marked (temples, flowers). Drag with Shift to mark "
              "another group, Alt to unmark."),
-            ((700, 60, 200, 80),
+            ((570, 80, 170, 60),
              "3. Image Viewer shows the marked photos."),
-            ((700, 250, 220, 110),
+            ((570, 250, 170, 140),
              "4. In Save Images choose a folder and press Save: each group "
              "becomes a sub-folder (G1, G2, ...); nothing is overwritten."),
         ])
@@ -259,22 +259,22 @@ def _label() -> Workflow:
         "new photos; Image Viewer shows them with the predicted category and "
         "Save Images writes them into a folder per category.",
         [
-            Node("import", IMPORT_IMAGES, (60, 120), title="Labelled photos",
+            Node("import", IMPORT_IMAGES, (50, 130), title="Labelled photos",
                  folder="photos/labelled"),
-            Node("embed", IMAGE_EMBEDDING, (210, 120),
+            Node("embed", IMAGE_EMBEDDING, (180, 130),
                  settings=_embedding_settings()),
-            Node("test", TEST_AND_SCORE, (400, 40)),
-            Node("learner", LOGISTIC_REGRESSION, (400, 180)),
-            Node("savemodel", SAVE_MODEL, (560, 180)),
-            Node("import_new", IMPORT_IMAGES, (60, 340), title="New photos",
+            Node("test", TEST_AND_SCORE, (330, 60)),
+            Node("learner", LOGISTIC_REGRESSION, (330, 210)),
+            Node("savemodel", SAVE_MODEL, (470, 210)),
+            Node("import_new", IMPORT_IMAGES, (50, 370), title="New photos",
                  folder="photos/new"),
-            Node("embed_new", IMAGE_EMBEDDING, (210, 340), title="Image Embedding (new)",
+            Node("embed_new", IMAGE_EMBEDDING, (180, 370), title="Image Embedding (new)",
                  settings=_embedding_settings()),
-            Node("predictions", PREDICTIONS, (400, 340)),
-            Node("viewer", IMAGE_VIEWER, (560, 340),
+            Node("predictions", PREDICTIONS, (330, 370)),
+            Node("viewer", IMAGE_VIEWER, (470, 370),
                  prepare=_context({"title_attr": PREDICTION},
                                   **{PREDICTION: categories})),
-            Node("save", SAVE_IMAGES, (720, 340),
+            Node("save", SAVE_IMAGES, (610, 370),
                  prepare=_context({"folders_by": PREDICTION},
                                   **{PREDICTION: categories})),
         ],
@@ -291,15 +291,15 @@ def _label() -> Workflow:
             ("viewer", "Data", "save", "Data"),
         ],
         [
-            ((20, 10, 330, 60),
+            ((0, 0, 300, 60),
              "1. Photos in one sub-folder per category are embedded; Test "
              "and Score tells how well logistic regression learns them."),
-            ((620, 60, 230, 70),
+            ((430, 40, 230, 70),
              "2. Save Model keeps the model for later (choose a file)."),
-            ((20, 420, 330, 60),
+            ((0, 440, 300, 60),
              "3. New photos, without labels, are embedded the same way and "
              "Predictions gives each its category."),
-            ((500, 430, 380, 70),
+            ((330, 440, 400, 70),
              "4. Image Viewer shows each new photo with its predicted "
              "category; Save Images writes them into a folder per "
              "category: choose a folder and press Save."),
