@@ -276,7 +276,10 @@ class OWImageViewer(OWWidget):
     # ------------------------------------------------------------ loading
 
     def _schedule_retain(self) -> None:
-        self._retain_timer.start()
+        # at most every 40 ms while the view scrolls (restarting the timer
+        # on every move would let requests pile up during a long scroll)
+        if not self._retain_timer.isActive():
+            self._retain_timer.start()
 
     def _retain_visible(self) -> None:
         # rows that scrolled away stop waiting for a worker
