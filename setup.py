@@ -85,7 +85,13 @@ if __name__ == "__main__":
                     "explore and save images.",
         long_description=open("README.md", encoding="utf-8").read(),
         long_description_content_type="text/markdown",
+        # an SPDX expression; PyPI shows it, so no license classifier
         license="GPL-3.0-or-later",
+        url="https://orangedatamining.com",
+        project_urls={
+            "Homepage": "https://orangedatamining.com",
+            "Orange documentation": "https://orangedatamining.com/docs/",
+        },
         packages=find_namespace_packages(include=["orangecontrib*"]),
         package_data={
             "orangecontrib.imageanalytics.widgets": [
@@ -104,7 +110,6 @@ if __name__ == "__main__":
             "Development Status :: 4 - Beta",
             "Environment :: Plugins",
             "Environment :: X11 Applications :: Qt",
-            "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
             "Operating System :: OS Independent",
             "Programming Language :: Python :: 3",
             "Programming Language :: Python :: 3 :: Only",
