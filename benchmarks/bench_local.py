@@ -78,8 +78,8 @@ def cpu_seconds() -> float:
 
 def run_pipeline(paths: list[str], *, exact: bool = False,
                  batch_size: int | None = None,
-                 threads: int | None = None) -> dict:
-    kwargs = {"exact": exact, "threads": threads}
+                 threads: int | None = None, engine: str = "auto") -> dict:
+    kwargs = {"exact": exact, "threads": threads, "engine": engine}
     if batch_size:
         kwargs["batch_size"] = batch_size
     with tempfile.TemporaryDirectory() as tmp, \
@@ -134,13 +134,19 @@ def run_model_only(seconds: float, batch_size: int,
                    threads: int | None) -> dict:
     """Forward passes alone: each engine on all cores, and ONNX Runtime as
     the pipeline runs it (one single-threaded pass per core at a time)."""
+    available = engines.available_engines()
+    if "onnx" in available:
+        available.insert(1, "onnx-int8")
     rates = {engine: engines.measure_model_throughput(
                 SPEC, engine, batch_size=batch_size, seconds=seconds,
                 threads=threads)
-             for engine in engines.available_engines()}
+             for engine in available}
     embedder = LocalEmbedder(SPEC, threads=threads)
-    if embedder.model_workers > 1:
-        runner = engines.get_runner(SPEC, threads=embedder.model_threads)
+    for engine in ("auto", "onnx-int8") if "onnx" in available else ():
+        if embedder.model_workers < 2:
+            break
+        runner = engines.get_runner(SPEC, engine=engine,
+                                    threads=embedder.model_threads)
         rng = np.random.default_rng(0)
         batch = rng.normal(0, 60, (embedder.batch_size, 3, *SPEC.input_shape))
         batch = batch.astype(np.float32)
@@ -201,7 +207,7 @@ def bench_workload(name: str, folder: str, args) -> dict:
                              **({"batch_size": args.batch_size}
                                 if args.batch_size else {}))
     runner = engines.get_runner(SPEC, threads=embedder.model_threads)
-    print(f"pipeline: {runner.engine}, {embedder.model_workers} batches of "
+    print(f"pipeline: {runner.engine} (auto), {embedder.model_workers} batches of "
           f"{embedder.batch_size} at a time on {embedder.model_threads} "
           f"thread(s) each, {embedder.decode_threads} decoding threads, "
           f"{'exact' if args.exact else 'fast'} path", flush=True)
@@ -211,25 +217,35 @@ def bench_workload(name: str, folder: str, args) -> dict:
     result["model_only"] = model
     for engine, rate in model.items():
         print(f"model only, {engine:7}: {rate:7.1f} images/s", flush=True)
-    pipe = result["pipeline"] = run_pipeline(
-        paths, exact=args.exact, batch_size=args.batch_size,
-        threads=args.threads)
-    print(f"pipeline          : {pipe['images_per_s']:7.1f} images/s "
-          f"({pipe['images']} images in {pipe['seconds']:.1f} s, "
-          f"{pipe['cpu_ms_per_image']:.1f} ms CPU per image, "
-          f"{pipe['failed']} failed); from the cache "
-          f"{pipe['cached_images_per_s']:.0f} images/s", flush=True)
+    pipelines = {}
+    for engine in args.engines:
+        pipe = pipelines[engine] = run_pipeline(
+            paths, exact=args.exact, batch_size=args.batch_size,
+            threads=args.threads, engine=engine)
+        print(f"pipeline, {engine:9}: {pipe['images_per_s']:7.1f} images/s "
+              f"({pipe['images']} images in {pipe['seconds']:.1f} s, "
+              f"{pipe['cpu_ms_per_image']:.1f} ms CPU per image, "
+              f"{pipe['failed']} failed); from the cache "
+              f"{pipe['cached_images_per_s']:.0f} images/s", flush=True)
+    # the default pipeline keeps its old place in the JSON
+    result["pipeline"] = pipelines[args.engines[0]]
+    result["pipelines"] = pipelines
     ref = result["reference"] = run_reference(paths[:args.reference_count])
-    print(f"reference         : {ref['images_per_s']:7.1f} images/s "
+    print(f"reference          : {ref['images_per_s']:7.1f} images/s "
           f"(first {ref['images']} images, {ref['seconds']:.1f} s)",
           flush=True)
     best_engine = max(model, key=model.get)
-    result["ratio_to_reference"] = pipe["images_per_s"] / ref["images_per_s"]
-    result["fraction_of_model_only"] = \
-        pipe["images_per_s"] / model[best_engine]
-    print(f"pipeline / reference       : {result['ratio_to_reference']:.1f}x")
-    print(f"pipeline / model only ({best_engine}): "
-          f"{100 * result['fraction_of_model_only']:.0f} %")
+    result["ratio_to_reference"] = {
+        engine: pipe["images_per_s"] / ref["images_per_s"]
+        for engine, pipe in pipelines.items()}
+    result["fraction_of_model_only"] = {
+        engine: pipe["images_per_s"] / model[best_engine]
+        for engine, pipe in pipelines.items()}
+    for engine in pipelines:
+        print(f"pipeline {engine} / reference: "
+              f"{result['ratio_to_reference'][engine]:.1f}x; "
+              f"/ model only ({best_engine}): "
+              f"{100 * result['fraction_of_model_only'][engine]:.0f} %")
     if args.memory:
         # a folder smaller than a count is measured in full
         counts = sorted({min(c, len(paths)) for c in args.memory_counts})
@@ -254,6 +270,10 @@ def main() -> None:
                         help="duration of each model-only measurement")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--engines", default="auto,onnx-int8",
+                        type=lambda s: s.split(","),
+                        help="pipelines to time, by engine (default "
+                             "auto,onnx-int8)")
     parser.add_argument("--exact", action="store_true",
                         help="time the exact decoding path")
     parser.add_argument("--memory", action="store_true",

@@ -204,7 +204,7 @@ def test_local_spec_without_model_unavailable():
 
 
 def test_unknown_engine_and_key():
-    with pytest.raises(ValueError, match="onnx, torch"):
+    with pytest.raises(ValueError, match="onnx, onnx-int8, torch"):
         engines.get_runner(SPEC, engine="tensorflow")
     with pytest.raises(ValueError, match="squeezenet"):
         engines.get_runner("no-such-model")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -90,7 +91,7 @@ class LocalEmbedder:
         Images per forward pass.
     engine
         Model engine for :func:`engines.get_runner` ("auto", "onnx",
-        "torch").
+        "onnx-int8", "torch").
     runner
         A callable that maps a float32 ``N×3×H×W`` batch to ``N×D`` vectors,
         used instead of :func:`engines.get_runner` (custom models, tests).
@@ -135,6 +136,10 @@ class LocalEmbedder:
             1, self.threads // self.model_workers))
         self.batch_size = batch_size
         self.engine = engine
+        # the INT8 model's vectors differ a little from the float model's:
+        # they are cached under their own key
+        self._cache_spec = spec if engine != "onnx-int8" or runner \
+            else replace(spec, key=f"{spec.key}+int8")
         self.max_pixels = max_pixels
         self._runner = runner
         self._runner_lock = threading.Lock()
@@ -213,7 +218,7 @@ class LocalEmbedder:
         payload is the decoded and resized pixels."""
         return prepare_source(
             index, source, stop, cache=self.cache,
-            key_of=lambda digest: cache_key(digest, self.spec,
+            key_of=lambda digest: cache_key(digest, self._cache_spec,
                                             exact=self.exact),
             make=lambda data: prepare_input(
                 data, self.spec, exact=self.exact,
