@@ -53,6 +53,7 @@ __all__ = [
 #: Architectures written in this package, by registry key.
 BUILTIN_ARCHITECTURES = {
     "squeezenet": "squeezenet",
+    "efficientnet-lite0": "efficientnet_lite0",
     "inception-v3": "inception_v3",
     "vgg16": "vgg16",
     "vgg19": "vgg19",

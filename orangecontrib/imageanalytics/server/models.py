@@ -164,7 +164,7 @@ def load_model(entry: ModelEntry, config: ServerConfig) -> ServedModel:
             f"No model file is configured for {spec.label}: declare one "
             f"under [models.{spec.key}] in a models file (--models-file), as "
             "a TorchScript or ONNX file.")
-    if architecture == "squeezenet":
+    if architecture in ("squeezenet", "efficientnet_lite0"):
         if device == "cpu" and config.engine != "torch":
             from orangecontrib.imageanalytics.embedders.engines import (
                 get_runner,
@@ -174,11 +174,10 @@ def load_model(entry: ModelEntry, config: ServerConfig) -> ServedModel:
                 spec, runner, engine=str(getattr(runner, "engine", "runner")),
                 max_batch=max_batch, max_pixels=config.max_pixels)
         else:
-            from orangecontrib.imageanalytics.embedders.squeezenet import (
-                build_squeezenet,
+            from orangecontrib.imageanalytics.embedders.engines import (
+                build_torch_model,
             )
-            model = TorchModel(spec, build_squeezenet(
-                input_size=spec.input_size), **torch_options)
+            model = TorchModel(spec, build_torch_model(spec), **torch_options)
     elif architecture in ("inception_v3", "vgg16", "vgg19"):
         model = TorchModel(spec, _build_module(entry, config), **torch_options)
     elif architecture in ("torchscript", "onnx"):
