@@ -163,3 +163,18 @@ def test_connection_refused(tmp_path):
     (SHA[:7], False), ("0" * 64, False), (SHA[1:9], False)])
 def test_hash_matches(expected, ok):
     assert hash_matches(SHA, expected) is ok
+
+
+def test_no_internet(tmp_path):
+    import network_guard
+    try:
+        # the session's guard answers lookups as a computer offline does
+        with pytest.raises(DownloadError, match="connected to the internet"):
+            download_file("https://weights.example.org/w.pth",
+                          tmp_path / "w.pth", sha256=SHA, timeout=5)
+        assert network_guard.attempts == [("lookup",
+                                           b"weights.example.org")] \
+            or network_guard.attempts == [("lookup", "weights.example.org")]
+    finally:
+        network_guard.attempts.clear()
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ import ast
 import http.server
 import io
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -1104,6 +1105,9 @@ class TestMigration(ImageFolderMixin, WidgetTest):
             stored_settings={"embedder": "vgg19", "auto_apply": False,
                              "__version__": 2})
         self.assertEqual(widget.embedder, "vgg19")
+        # the server model it meant, not the local copy added later
+        self.assertEqual(widget.embedder_combo.currentText(),
+                         "VGG-19 (server)")
         self.assertFalse(widget.auto_apply)
         self.assertIsNone(widget.legacy_image_attr_index)
         # version 2 sent images to its server_url (or the local default)
@@ -1186,10 +1190,17 @@ class TestHelpPage(unittest.TestCase):
                    f"| {spec.trained_on} | {spec.input_size} × "
                    f"{spec.input_size} | {spec.dimension} |")
             self.assertIn(row, text)
-        image = os.path.join(os.path.dirname(path), "images",
-                             "imageembedding-workflow.png")
-        self.assertIn("images/imageembedding-workflow.png", text)
-        self.assertTrue(os.path.exists(image))
+        # the local copies and where server embedders send images
+        for words in ("Inception v3 (local)", "Download", "api.garaza.io",
+                      "leave your", "imageanalytics download",
+                      "ORANGE_EMBEDDING_WEIGHTS_DIR"):
+            self.assertIn(words, text)
+        # the screenshot it shows is there
+        pictures = re.findall(r"!\[[^\]]*\]\((images/[^)]+)\)", text)
+        self.assertTrue(pictures)
+        for picture in pictures:
+            self.assertTrue(os.path.exists(
+                os.path.join(os.path.dirname(path), picture)), picture)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,14 @@ def _megabytes(size: int) -> str:
 
 def _connect_reason(error: Exception) -> str:
     text = str(error)
-    if "refused" in text.lower():
+    lowered = text.lower()
+    if "refused" in lowered:
         return "the connection was refused (no server listens there)"
+    if any(words in lowered for words in (
+            "name resolution", "name or service not known", "nodename",
+            "getaddrinfo", "errno -2]", "errno -3]")):
+        return (f"the server's name cannot be looked up; is this computer "
+                f"connected to the internet? ({text})")
     return text or type(error).__name__
 
 

@@ -23,7 +23,6 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.imageanalytics.embedders.download import (
     DownloadCancelled,
-    DownloadError,
 )
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
@@ -618,7 +617,8 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             if isinstance(ex, DownloadCancelled):
                 self.Information.download_stopped()
                 self.status_label.setText("Download stopped.")
-            elif isinstance(ex, DownloadError):
+            elif isinstance(ex, EmbedderUnavailable):
+                # DownloadError, or no address to download from
                 self.Error.download_failed(str(ex))
                 self.status_label.setText("Download failed.")
             else:
