@@ -879,7 +879,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.assertEqual(widget.embedder, "inception-v3-local")
         self.assertFalse(widget.server_box.isVisibleTo(widget))
         self.assertTrue(widget.download_box.isVisibleTo(widget))
-        self.assertIn(self.weights.name, widget.download_note.text())
+        self.assertIn(self.weights.name, widget.download_button.toolTip())
         self.assertIn("download.pytorch.org", widget.download_note.text())
         self.assertTrue(widget.Error.weights_missing.is_shown())
         self.assertIn("inception_v3_google-0cc3c7bd.pth",

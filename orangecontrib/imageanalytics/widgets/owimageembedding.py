@@ -480,10 +480,11 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.download_box.setVisible(visible)
         self.download_button.setEnabled(not downloading)
         if visible and not downloading:
+            folder = weights_path(spec).parent
             self.download_note.setText(
-                f"{spec.label} runs on this computer once its weights are "
-                f"downloaded from {_host(spec.weights.url or '')} into "
-                f"{weights_path(spec).parent}.")
+                f"Its weights come from {_host(spec.weights.url or '')}.")
+            self.download_button.setToolTip(
+                f"Download {spec.weights.filename} into {folder}")
 
     # --- running ------------------------------------------------------------
 
