@@ -28,9 +28,11 @@ def _is_loopback_host(host) -> bool:
     if host in _LOCAL_NAMES or host == "":
         return True
     try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        address = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
         return False
+    # connecting to the unspecified address reaches this computer
+    return address.is_loopback or address.is_unspecified
 
 
 def _is_numeric(host) -> bool:
