@@ -116,6 +116,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--ray-arg", action="append", default=[],
         help="extra argument for the Ray servers only, e.g. "
              "--ray-arg=--max-replicas --ray-arg=8 (repeatable)")
+    add("--front-arg", action="append", default=[],
+        help="extra argument for the Ray server with its own front only, "
+             "e.g. --front-arg=--workers --front-arg=4 (repeatable)")
+    add("--plain-arg", action="append", default=[],
+        help="extra argument for the plain server only (repeatable)")
     add("--json", default=None, help="write the results here")
     return parser.parse_args(argv)
 
@@ -392,6 +397,57 @@ def _rss(pid: int | None) -> float | None:
         return None
 
 
+def _role(process) -> str:
+    """What a process of a server does: ``ingress`` (HTTP), ``replica``
+    (decoding and the model) or ``ray`` (Ray's own processes)."""
+    command = " ".join(process.cmdline())
+    if "ServeReplica" in command:
+        return "replica"
+    if "ProxyActor" in command:
+        return "ingress"
+    if "imageanalytics.server" in command or "multiprocessing" in command:
+        # the server, or a uvicorn worker (--workers) of it
+        return "ingress" if "ray::" not in command else "ray"
+    return "ray"
+
+
+def _cpu_seconds(pid: int | None, root_role: str
+                 ) -> dict[int, tuple[str, float]]:
+    """CPU time (user + system) of a server and all its descendants, which
+    include a local Ray instance's processes; ``root_role`` is what the
+    server process itself does."""
+    if pid is None:
+        return {}
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return {}
+    seconds = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seconds[process.pid] = (
+                _role(process) if process.pid != pid else root_role,
+                times.user + times.system)
+        except psutil.Error:
+            pass
+    return seconds
+
+
+def _cpu_per_image(before: dict, after: dict, images: int) -> dict:
+    """CPU milliseconds per image, by role, between two snapshots."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        spent[role] = spent.get(role, 0.0) + seconds - before.get(
+            pid, (role, 0.0))[1]
+    per_image = {role: 1000 * value / images for role, value in spent.items()}
+    per_image["total"] = sum(per_image.values())
+    return per_image
+
+
 def _stop(process: subprocess.Popen | None) -> None:
     if process is None:
         return
@@ -406,7 +462,8 @@ def _stop(process: subprocess.Popen | None) -> None:
 
 def _measure(args, url: str, headers: dict, images: list[bytes],
              batch_size: int, model_rate: float | None,
-             reference: dict | None) -> dict:
+             reference: dict | None, pid: int | None,
+             root_role: str) -> dict:
     """Both protocols against one server; ``reference`` holds the plain
     server's results of this run (for the Ray variants)."""
     results = {}
@@ -418,8 +475,12 @@ def _measure(args, url: str, headers: dict, images: list[bytes],
         if warmup:
             run_load(url, args.model, mode, images, warmup, clients,
                      batch_size, headers, 1)
+        cpu_before = _cpu_seconds(pid, root_role)
         result = run_load(url, args.model, mode, images, args.n, clients,
                           batch_size, headers, args.client_procs)
+        if cpu_before:
+            result["server_cpu_ms_per_image"] = _cpu_per_image(
+                cpu_before, _cpu_seconds(pid, root_role), args.n)
         if model_rate:
             result["ratio_to_model_only"] = result["img_per_s"] / model_rate
         if reference and mode in reference:
@@ -438,6 +499,12 @@ def _measure(args, url: str, headers: dict, images: list[bytes],
               f"process(es); request latency ms p50 {latency['p50']:.1f} "
               f"p90 {latency['p90']:.1f} p99 {latency['p99']:.1f}; "
               f"failures {result['failures']})")
+        if "server_cpu_ms_per_image" in result:
+            cpu = result["server_cpu_ms_per_image"]
+            print("             server CPU ms per image: " + ", ".join(
+                f"{role} {cpu[role]:.2f}" for role in
+                ("server", "ingress", "replica", "ray", "total")
+                if role in cpu))
     health = httpx.get(f"{url}/health", headers=headers).json()
     processed = health.get("processed", {}).get(args.model)
     if processed and processed["batches"]:
@@ -485,9 +552,10 @@ def main(argv=None) -> None:
             "nproc": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version()},
         "model": args.model}
-    variants = [("plain", [])]
+    variants = [("plain", args.plain_arg)]
     if args.ray:
-        variants += [(name, options + args.ray_arg)
+        variants += [(name, options + args.ray_arg
+                      + (args.front_arg if name == "ray-front" else []))
                      for name, options in RAY_VARIANTS]
     if args.url:
         variants = [("server", [])]
@@ -556,7 +624,11 @@ def _run_variant(args, name: str, options: list[str], headers: dict,
         model_rate = results.get("model_only", {}).get("img_per_s")
         reference = this_round.get("plain") if name != "plain" else None
         measured = _measure(args, url, headers, results["_images"],
-                            batch_size, model_rate, reference)
+                            batch_size, model_rate, reference,
+                            process.pid if process is not None else None,
+                            # Ray's proxy leaves the launching process idle
+                            {"plain": "server", "ray-front": "ingress"}.get(
+                                name, "ray"))
         if args.soak:
             measured["soak"] = _soak_run(args, url, results["_images"],
                                          headers, process)

@@ -201,7 +201,7 @@ def test_front_backend_hands_images_to_a_replica():
     asyncio.run(run())
 
 
-# --- on local Ray instances ---------------------------------------------------
+# --- on local Ray instances --------------------------------------------------
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -5,7 +5,8 @@ Routes:
 * ``POST /image/{model}`` - Orange's protocol: one JPEG (any image Pillow
   reads) in the body, ``{"embedding": [...]}`` back.  Query parameters
   (``machine``, ``session``, ``retry``) are ignored.
-* ``POST /v2/embed/{model}`` - the batch protocol (:mod:`.protocol`).
+* ``POST /v2/embed/{model}`` - the batch protocol
+  (:mod:`orangecontrib.imageanalytics.protocol`).
 * ``GET /models`` - served models, their availability and the protocols.
 * ``GET /health`` - liveness, without authorisation.
 
@@ -408,7 +409,7 @@ async def orange_embed(request: Request) -> Response:
 
 
 async def batch_embed(request: Request) -> Response:
-    """The batch protocol (see :mod:`.protocol`)."""
+    """The batch protocol (:mod:`orangecontrib.imageanalytics.protocol`)."""
     dtype = request.query_params.get("dtype", "float32")
     if dtype not in protocol.DTYPES:
         return RequestError(

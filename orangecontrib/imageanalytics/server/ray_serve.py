@@ -20,8 +20,10 @@ Two ingresses speak HTTP to clients:
     Ray Serve's own HTTP proxy routes requests to replicas that each run the
     whole Starlette app.
 
-``benchmarks/bench_server.py --ray`` measures both against the plain server
-(figures in ``benchmarks/README.md``).
+``benchmarks/bench_server.py --ray`` measures both against the plain server:
+on loopback Ray's proxy was slower with both protocols and spent 1.6-1.9
+times the front's CPU per image (``benchmarks/README.md``), hence the
+default.
 
 Ray is an optional dependency (``pip install "Orange3-ImageAnalytics[ray]"``);
 this module imports it only inside functions.
@@ -55,8 +57,11 @@ __all__ = [
     "RayBackend",
     "RayOptions",
     "ReplicaPlan",
+    "connect",
     "deploy",
+    "front_app",
     "plan_replicas",
+    "replica_config",
     "serve_on_ray",
 ]
 
