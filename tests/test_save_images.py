@@ -305,6 +305,27 @@ def test_exif_orientation_applied_when_re_encoding(tmp_path):
         assert im.size == (20, 40)
 
 
+def test_exif_kept_upright_when_re_encoding(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90°
+    exif[0x0110] = "Camera X"
+    exif[0x0132] = "2024:05:01 10:00:00"
+    make_image(tmp_path / "src" / "rot.jpg", size=(40, 20), exif=exif.tobytes())
+    table = image_table(["rot.jpg"], origin=tmp_path / "src")
+    for fmt in ("png", "jpg", "webp"):
+        save_images(table, tmp_path / fmt, format=fmt, size=(30, 30), keep_aspect=True)
+        with Image.open(tmp_path / fmt / f"rot.{fmt}") as im:
+            saved = im.getexif()
+            assert saved.get(0x0110) == "Camera X", fmt
+            assert saved.get(0x0132) == "2024:05:01 10:00:00", fmt
+            # the pixels are upright: no viewer may turn them again
+            assert saved.get(0x0112, 1) == 1, fmt
+            assert im.size[1] > im.size[0], fmt
+    # formats without EXIF still save
+    save_images(table, tmp_path / "bmp", format="bmp")
+    assert (tmp_path / "bmp" / "rot.bmp").exists()
+
+
 def test_alpha_kept_or_composited_on_white(tmp_path):
     make_image(tmp_path / "src" / "clear.png", size=(8, 8), color=(255, 0, 0, 0), mode="RGBA")
     table = image_table(["clear.png"], origin=tmp_path / "src")

@@ -83,6 +83,9 @@ CLASS_VAR = _ClassVar()
 _PIL_FORMAT = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
                "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WEBP"}
 _WITH_ICC = {"png", "jpg", "tiff", "webp"}
+#: Formats whose files keep a photo's EXIF (date taken, camera, place).
+_WITH_EXIF = {"png", "jpg", "webp"}
+_ORIENTATION = 0x0112
 _WITH_ALPHA = {"png", "gif", "tiff", "ico", "webp"}
 # source extensions that hold the format as it is, for the byte-for-byte copy
 _SAME_FORMAT = {"png": {".png"}, "jpg": {".jpg", ".jpeg"}, "gif": {".gif"},
@@ -229,8 +232,24 @@ def _fit_inside(width: int, height: int, box: tuple[int, int]) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _exif_bytes(image: Image.Image) -> bytes | None:
+    """The image's EXIF for the new file: the pixels are already turned
+    upright (images.py applies the orientation), so the tag says so."""
+    if not image.info.get("exif"):
+        return None
+    try:
+        exif = image.getexif()
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001 -- a damaged EXIF is not worth a photo
+        return None
+
+
 def _encode(image: Image.Image, fmt: str) -> bytes:
-    icc = image.info.get("icc_profile")  # before compositing drops the info
+    # before compositing drops the info
+    icc = image.info.get("icc_profile")
+    exif = _exif_bytes(image) if fmt in _WITH_EXIF else None
     if image.mode == "RGBA" and fmt not in _WITH_ALPHA:
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
@@ -242,6 +261,9 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     if icc and fmt in _WITH_ICC:
         # without the profile, photos in Adobe RGB (or P3) lose their colours
         options["icc_profile"] = icc
+    if exif:
+        # the date taken, the camera, the place: what photographers sort by
+        options["exif"] = exif
     out = io.BytesIO()
     image.save(out, _PIL_FORMAT[fmt], **options)
     return out.getvalue()
