@@ -22,6 +22,7 @@ from orangecontrib.imageanalytics.image_grid import (
 from orangecontrib.imageanalytics.widgets.utils.grid_view import GridView
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
+from orangecontrib.imageanalytics.widgets.utils.zoom import CtrlWheelZoom
 
 CELL_FITS = ("Resize", "Crop")
 MAX_SIDE = 1000
@@ -137,6 +138,9 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.loader = ThumbnailLoader(self)
         self.view = GridView(self.loader)
         self.view.set_cell_size(self.imageSize)
+        self._wheel_zoom = CtrlWheelZoom(
+            self.view.viewport(), lambda: self.imageSize, self._set_zoom,
+            32, 512, 8, self)
         self.view.crop = self._cell_fit_index == 1
         self.view.colors = [QColor(*map(int, c)) for c in LimitedDiscretePalette(12).palette]
         self.view.selectionMade.connect(self._on_selection_made)
@@ -319,6 +323,10 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         if self.data is not None:
             self.rows, self.columns = self._auto_size(len(self.data))
             self._start_layout()
+
+    def _set_zoom(self, size: int) -> None:
+        self.imageSize = size  # moves the slider
+        self._on_zoom()
 
     def _on_zoom(self):
         self.view.set_cell_size(self.imageSize)

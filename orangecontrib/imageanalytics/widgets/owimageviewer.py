@@ -45,6 +45,7 @@ from orangecontrib.imageanalytics.widgets.utils.image_list import (
 )
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
+from orangecontrib.imageanalytics.widgets.utils.zoom import CtrlWheelZoom
 
 __all__ = ["OWImageViewer"]
 
@@ -186,6 +187,9 @@ class OWImageViewer(OWWidget):
         self.view.installEventFilter(self)
         self.view.verticalScrollBar().valueChanged.connect(self._schedule_retain)
         self._fling = FlingPause(self.view.verticalScrollBar(), self.loader, self)
+        self._wheel_zoom = CtrlWheelZoom(
+            self.view.viewport(), lambda: self.imageSize, self._set_zoom,
+            MIN_SIZE, MAX_SIZE, SIZE_STEP, self)
         self.mainArea.layout().addWidget(self.view)
 
         self.preview = ImagePreview(self)
@@ -265,6 +269,10 @@ class OWImageViewer(OWWidget):
 
     def _on_title_changed(self) -> None:
         self.model.set_titles(self._column(self.title_attr), self.title_attr)
+
+    def _set_zoom(self, size: int) -> None:
+        self.imageSize = size  # moves the slider
+        self._on_zoom()
 
     def _on_zoom(self) -> None:
         self.model.set_size(self.imageSize)

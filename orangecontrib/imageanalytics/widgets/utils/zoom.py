@@ -1,0 +1,49 @@
+"""Ctrl + mouse wheel (or a touchpad's pinch-scroll) zooms a thumbnail view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from AnyQt.QtCore import QEvent, QObject, Qt
+
+__all__ = ["CtrlWheelZoom", "zoomed_size"]
+
+#: Each wheel notch (120 units of angle delta) changes the size by this factor.
+FACTOR = 1.15
+
+
+def zoomed_size(size: int, delta: int, lo: int, hi: int, step: int) -> int:
+    """``size`` after a wheel turn of ``delta`` (eighths of a degree), in
+    multiples of ``step`` within ``lo..hi``; always moves by at least a step."""
+    notches = delta / 120
+    if not notches:
+        return size
+    new = size * FACTOR ** notches
+    new = int(round(new / step) * step)
+    if new == size:
+        new = size + step * (1 if notches > 0 else -1)
+    return max(lo, min(hi, new))
+
+
+class CtrlWheelZoom(QObject):
+    """Event filter for a view's viewport: Ctrl + wheel calls
+    ``set_size(new size)`` instead of scrolling."""
+
+    def __init__(self, target, get_size: Callable[[], int],
+                 set_size: Callable[[int], None], lo: int, hi: int, step: int,
+                 parent=None):
+        super().__init__(parent)
+        self._get, self._set = get_size, set_size
+        self.lo, self.hi, self.step = lo, hi, step
+        target.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Wheel and event.modifiers() & Qt.ControlModifier:
+            delta = event.angleDelta().y()
+            size = self._get()
+            new = zoomed_size(size, delta, self.lo, self.hi, self.step)
+            if new != size:
+                self._set(new)
+            event.accept()
+            return True
+        return super().eventFilter(obj, event)
