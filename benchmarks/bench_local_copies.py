@@ -5,7 +5,9 @@ For each local copy this measures, in one process and with SqueezeNet as the
 yardstick of the same run:
 
 * **pipeline** - :class:`LocalEmbedder` on the first ``--limit`` images of a
-  folder, no cache, the model loaded and warmed up before timing starts;
+  folder, no cache, the model loaded and warmed up before timing starts, as
+  it runs by default (a single-threaded pass per core) and with one pass at
+  a time on all cores;
 * **model only** - forward passes on a fixed batch of 8 with all cores, in
   PyTorch (the engine "auto" uses for these networks) and, with ``--onnx``,
   in ONNX Runtime (exported in memory), to see what the engine choice costs.
@@ -66,8 +68,8 @@ def random_network(key: str) -> torch.nn.Module:
     return network_from_state_dict(spec, state)
 
 
-def pipeline_rate(spec, runner, paths: list[str]) -> float:
-    embedder = LocalEmbedder(spec, cache=None, runner=runner)
+def pipeline_rate(spec, runner, paths: list[str], **options) -> float:
+    embedder = LocalEmbedder(spec, cache=None, runner=runner, **options)
     embedder.embed(paths[:8])             # warm-up, outside the timing
     start = time.perf_counter()
     outcomes = embedder.embed(paths)
@@ -132,6 +134,10 @@ def main() -> None:
         runner = engines.TorchRunner(spec, model, threads=1)
         row = {"engine": "torch",
                "pipeline_img_s": pipeline_rate(spec, runner, paths),
+               # one forward pass at a time on every core instead
+               "pipeline_1_pass_img_s": pipeline_rate(
+                   spec, engines.TorchRunner(spec, model, threads=cores),
+                   paths, model_workers=1, model_threads=cores),
                "model_torch_img_s": model_rate(
                    engines.TorchRunner(spec, model, threads=cores), spec,
                    args.model_seconds)}
@@ -144,7 +150,8 @@ def main() -> None:
             row["pipeline_img_s"] / figures["squeezenet"]["pipeline_img_s"]
         figures[key] = row
         print(f"{key}: pipeline {row['pipeline_img_s']:.1f} img/s "
-              f"({row['pipeline_vs_squeezenet']:.3f}x SqueezeNet); model "
+              f"({row['pipeline_vs_squeezenet']:.3f}x SqueezeNet), one "
+              f"pass at a time {row['pipeline_1_pass_img_s']:.1f}; model "
               f"only torch {row['model_torch_img_s']:.1f} img/s"
               + (f"; onnx: pipeline {row['pipeline_onnx_img_s']:.1f}, "
                  f"model only {row['model_onnx_img_s']:.1f} img/s"
