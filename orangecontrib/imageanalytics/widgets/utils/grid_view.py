@@ -106,18 +106,27 @@ class GridView(QAbstractScrollArea):
         super().resizeEvent(event)
         self._update_scroll()
 
+    def _origin(self) -> QPoint:
+        """Where the grid's top left corner is in the viewport: a grid smaller
+        than the view is centred, a larger one scrolls."""
+        p, vs = self._pitch(), self.viewport().size()
+        return QPoint(max(0, (vs.width() - self.cols * p.width()) // 2)
+                      - self.horizontalScrollBar().value(),
+                      max(0, (vs.height() - self.rows * p.height()) // 2)
+                      - self.verticalScrollBar().value())
+
     def cell_rect(self, cell: int) -> QRect:
         p = self._pitch()
         r, c = divmod(cell, self.cols)
-        return QRect(c * p.width() - self.horizontalScrollBar().value(),
-                     r * p.height() - self.verticalScrollBar().value(),
-                     p.width(), p.height())
+        o = self._origin()
+        return QRect(o.x() + c * p.width(), o.y() + r * p.height(), p.width(), p.height())
 
     def visible_cells(self) -> list[int]:
         if not self.cols:
             return []
         p = self._pitch()
-        x0, y0 = self.horizontalScrollBar().value(), self.verticalScrollBar().value()
+        o = self._origin()
+        x0, y0 = max(0, -o.x()), max(0, -o.y())
         vs = self.viewport().size()
         c0, c1 = x0 // p.width(), min(self.cols - 1, (x0 + vs.width()) // p.width())
         r0, r1 = y0 // p.height(), min(self.rows - 1, (y0 + vs.height()) // p.height())
@@ -127,8 +136,10 @@ class GridView(QAbstractScrollArea):
         if not self.cols:
             return -1
         p = self._pitch()
-        x = pos.x() + self.horizontalScrollBar().value()
-        y = pos.y() + self.verticalScrollBar().value()
+        o = self._origin()
+        x, y = pos.x() - o.x(), pos.y() - o.y()
+        if x < 0 or y < 0:
+            return -1
         c, r = x // p.width(), y // p.height()
         if 0 <= c < self.cols and 0 <= r < self.rows:
             return r * self.cols + c
