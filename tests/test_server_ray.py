@@ -111,6 +111,16 @@ def test_command_line_refuses_fronts_for_the_proxy(capsys):
     assert "--workers" in capsys.readouterr().err
 
 
+def test_command_line_without_ray_says_what_to_install(monkeypatch, capsys):
+    from orangecontrib.imageanalytics.server.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    assert main(["--ray", "--device", "cpu"]) == 2
+    assert 'pip install "Orange3-ImageAnalytics[ray]"' in \
+        capsys.readouterr().err
+
+
 def test_request_error_survives_pickling():
     """Replicas return refusals across processes."""
     error = RequestError(503, "overloaded", "busy",
