@@ -1,5 +1,6 @@
 """Resumable, hash-checked downloads, against a file server on 127.0.0.1."""
 import hashlib
+import importlib.util
 import socket
 
 import numpy as np
@@ -178,3 +179,24 @@ def test_no_internet(tmp_path):
     finally:
         network_guard.attempts.clear()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fcntl") is None,
+                    reason="the lock between programs needs fcntl")
+def test_a_second_program_is_kept_out(server, tmp_path):
+    import fcntl
+    url, handler = server
+    target = tmp_path / "w.pth"
+    part = partial_path(target)
+    part.write_bytes(PAYLOAD[:1000])
+    # the lock another program holds (flock conflicts between open files)
+    with open(part, "ab") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DownloadError, match="another program"):
+            download_file(f"{url}/w.pth", target, sha256=SHA)
+    assert handler.ranges == []
+    assert part.read_bytes() == PAYLOAD[:1000]     # its part is untouched
+    # once it is done (here: gone), the download goes ahead and resumes
+    download_file(f"{url}/w.pth", target, sha256=SHA)
+    assert target.read_bytes() == PAYLOAD
+    assert handler.ranges == ["bytes=1000-"]

@@ -13,6 +13,7 @@ what failed, at which address, and what to do.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -84,6 +85,33 @@ _file_locks_guard = threading.Lock()
 def _file_lock(target: Path) -> threading.Lock:
     with _file_locks_guard:
         return _file_locks.setdefault(target.resolve(), threading.Lock())
+
+
+@contextlib.contextmanager
+def _other_programs_kept_out(part: Path, url: str):
+    """Hold an advisory lock on the part file, so that a second program
+    downloading the same file fails at once instead of writing into it.
+
+    Only where ``fcntl`` exists (not on Windows, where a program downloads
+    one file at a time but two programs are not kept apart).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DownloadError(
+                f"Downloading {url} failed: another program is downloading "
+                f"{part.name} right now; try again when it has finished."
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class _Interrupted(Exception):
@@ -236,7 +264,7 @@ def download_file(url: str, target: str | os.PathLike, *,
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target):
+    with _file_lock(target), _other_programs_kept_out(partial_path(target), url):
         return _download(url, target, sha256, progress, should_stop,
                          timeout, retries, transport)
 
@@ -259,7 +287,9 @@ def _download(url: str, target: Path, sha256: str,
                     _fetch(client, url, part, progress, should_stop)
                     break
                 except _Restart:
-                    part.unlink(missing_ok=True)
+                    # truncated, not removed: the lock stays on this file
+                    with open(part, "wb"):
+                        pass
                     restarts += 1
                     if restarts > 1:
                         raise DownloadError(
