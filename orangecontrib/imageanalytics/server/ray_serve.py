@@ -276,10 +276,13 @@ def _ingress_class(config: ServerConfig):
 
 
 def _unavailable(error: BaseException) -> RequestError:
-    # no "embedding" in the reply: Orange's client tries the image again
-    return RequestError(503, "replica_unavailable",
-                        f"no replica could take the request: {error}",
-                        headers={"Retry-After": "2"})
+    # no "embedding" in the reply: Orange's client tries the image again;
+    # the first line only: Ray's messages go on with remote tracebacks
+    lines = str(error).strip().splitlines() or [""]
+    return RequestError(
+        503, "replica_unavailable",
+        f"no replica could take the request: {type(error).__name__}: "
+        f"{lines[0]}", headers={"Retry-After": "2"})
 
 
 class RayBackend:
