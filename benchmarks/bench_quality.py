@@ -102,9 +102,9 @@ def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     if rng.random() < 0.3:
         out = out.rotate(90 * int(rng.integers(1, 4)), expand=True)
     else:
-        out = out.rotate(float(rng.uniform(-45, 45)),
-                         Image.Resampling.BILINEAR,
-                         fillcolor=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        angle = float(rng.uniform(-45, 45))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        out = out.rotate(angle, Image.Resampling.BILINEAR, fillcolor=fill)
     if rng.random() < 0.5:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     out = ImageEnhance.Brightness(out).enhance(rng.uniform(0.6, 1.4))
@@ -205,8 +205,8 @@ def main() -> None:
             rows.append((key, np.vstack([o.vector for o in outcomes])))
             print(f"{key}: embedded in {time.perf_counter() - start:.1f} s",
                   flush=True)
-    print(f"\n| features | dimension | logistic regression, 5-fold | "
-          f"1-NN retrieval |\n|---|---|---|---|")
+    print("\n| features | dimension | logistic regression, 5-fold | "
+          "1-NN retrieval |\n|---|---|---|---|")
     for name, features in rows:
         mean, std, retrieval = scores(features, labels, args.seed)
         print(f"| {name} | {features.shape[1]} | {mean:.3f} ± {std:.3f} | "

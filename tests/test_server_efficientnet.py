@@ -2,7 +2,6 @@
 vectors, on both protocols."""
 import warnings
 
-import numpy as np
 import pytest
 
 with warnings.catch_warnings():
