@@ -21,7 +21,7 @@ Two ingresses speak HTTP to clients:
     whole Starlette app.
 
 ``benchmarks/bench_server.py --ray`` measures both against the plain server:
-on loopback Ray's proxy was slower with both protocols and spent 1.6-1.9
+on loopback Ray's proxy was slower with both protocols and spent 1.5-1.9
 times the front's CPU per image (``benchmarks/README.md``), hence the
 default.
 
