@@ -21,14 +21,14 @@ sub-folders), made by the shared ``make_photos.py`` script::
 Usage::
 
     # the workload exists already
-    python benchmarks/bench_import.py /scratch/many
+    python benchmarks/bench_import.py MANY
 
     # build it first if the folder is missing
-    python benchmarks/bench_import.py /scratch/many \\
+    python benchmarks/bench_import.py MANY \\
         --make-photos path/to/make_photos.py --count 20000
 
     # a quick check on a smaller collection
-    python benchmarks/bench_import.py /scratch/many2k \\
+    python benchmarks/bench_import.py MANY2K \\
         --make-photos path/to/make_photos.py --count 2000
 
 Options: ``--workers N`` (header-reading threads, default as the library),

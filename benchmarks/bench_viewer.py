@@ -14,19 +14,19 @@ Measures, in one run of each workload:
 * the first screen again in a new process, from the warm disk cache.
 
 Workloads (see the shared bench README): ``many`` — a table of 50,000 rows,
-each its own file: the 20,000 photos of 96x72 in ``/scratch/many`` plus hard
+each its own file: the 20,000 photos of 96x72 of ``many`` plus hard
 links to them (distinct paths) in a scratch folder, made on the first run;
-``camera`` — the 200 photos of 12 MP in ``/scratch/camera``.
+``camera`` — the 200 photos of 12 MP. ``--source`` names the workload's folder.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py camera
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many --rows 5000
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many --source MANY
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py camera --source CAMERA
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many --source MANY --rows 5000
     # a slow scroll, at which thumbnails keep loading (no fling):
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many \
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_viewer.py many --source MANY \
         --page-fraction 0.25 --step-ms 80 --max-steps 300
 
 Options: ``--source`` (the photos), ``--scratch`` (where the links and the
-cache go, default /scratch/bench-viewer), ``--rows N``, ``--size PX`` (zoom,
+cache go, default a folder in the system's temporary folder), ``--rows N``, ``--size PX`` (zoom,
 default 100), ``--step-ms``, ``--page-fraction``, ``--max-steps``.
 
 A page every 30 ms is a fling: the viewer makes no thumbnails until it
@@ -45,6 +45,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
@@ -228,7 +229,7 @@ def main() -> None:
     parser.add_argument("workload", choices=("many", "camera"))
     parser.add_argument("--source")
     parser.add_argument("--rows", type=int)
-    parser.add_argument("--scratch", default="/scratch/bench-viewer")
+    parser.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "bench-viewer"))
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--step-ms", type=float, default=30.0)
     parser.add_argument("--page-fraction", type=float,
@@ -238,7 +239,8 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.source = args.source or f"/scratch/{args.workload}"
+    if not args.source:
+        parser.error("--source: the folder of the workload's photos (see the shared bench README)")
     args.rows = args.rows or (50_000 if args.workload == "many" else 200)
     if args.child:
         print(json.dumps(run_child(args)))
