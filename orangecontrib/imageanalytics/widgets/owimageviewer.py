@@ -92,7 +92,7 @@ class ImageListView(QListView):
         self.setResizeMode(QListView.Adjust)
         self.setUniformItemSizes(True)
         self.setLayoutMode(QListView.Batched)
-        self.setBatchSize(2000)
+        self.setBatchSize(500)
         self.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.setSelectionRectVisible(True)
         self.setVerticalScrollMode(QAbstractItemView.ScrollPerPixel)
