@@ -168,6 +168,9 @@ def run_child(args) -> dict:
     widget.show()
     for _ in range(5):
         app.processEvents()
+    if args.no_fling_pause:
+        # for comparison: thumbnails keep loading during the fling too
+        widget.view.verticalScrollBar().valueChanged.disconnect(widget._fling._on_moved)
     result = {"rows": len(data), "warm": args.warm}
     rss_before = rss_mb()
     t = time.perf_counter()
@@ -175,13 +178,22 @@ def run_child(args) -> dict:
     result["input_s"] = time.perf_counter() - t
     stalls: list[float] = []
     result["first_screen_s"] = first_screen(app, widget, stalls)
+    bar = widget.view.verticalScrollBar()
+    # the view lays its rows out in batches, between events; the scroll
+    # starts when it is done (the bar's range stops growing), still timing
+    t, last = time.perf_counter(), (bar.maximum(), time.perf_counter())
+    while time.perf_counter() - last[1] < 0.3 and time.perf_counter() - t < 60:
+        timed_events(app, stalls)
+        if bar.maximum() != last[0]:
+            last = (bar.maximum(), time.perf_counter())
+        time.sleep(0.002)
+    result["layout_s"] = last[1] - t
     result["first_screen_stall_ms"] = max(stalls) * 1000
     if args.warm:
         result["peak_rss_mb"] = peak_rss_mb()
         widget.onDeleteWidget()
         return result
 
-    bar = widget.view.verticalScrollBar()
     fraction = args.page_fraction or (1.0 if args.rows > 1000 else 0.25)
     step = max(1, int(bar.pageStep() * fraction))
     stalls = []
@@ -190,9 +202,13 @@ def run_child(args) -> dict:
     marks = {}
     t_scroll = time.perf_counter()
     value = 0
-    end = bar.maximum() if not args.max_steps else min(bar.maximum(), step * args.max_steps)
-    while value < end:
-        value = min(end, value + step)
+    def end():
+        # the view may still be laying out rows: the range grows meanwhile
+        return bar.maximum() if not args.max_steps \
+            else min(bar.maximum(), step * args.max_steps)
+
+    while value < end():
+        value = min(end(), value + step)
         t = time.perf_counter()
         bar.setValue(value)
         stalls.append(time.perf_counter() - t)
@@ -200,15 +216,16 @@ def run_child(args) -> dict:
         while time.perf_counter() < deadline:
             timed_events(app, stalls)
             time.sleep(0.001)
-        fraction = value / max(1, bar.maximum())
+        done = value / max(1, bar.maximum())
         for mark in (0.25, 0.5, 1.0):
-            if fraction >= mark and mark not in marks:
+            if done >= mark and mark not in marks:
                 marks[mark] = rss_mb()
     # let the last screen load, still timing
     first_screen(app, widget, stalls)
     result["scroll_s"] = time.perf_counter() - t_scroll
-    result["scroll_steps"] = len(range(0, end, step))
-    result["thumbnails_made_while_scrolling"] = widget.loader.memory_used() > 0
+    result["scroll_steps"] = len(range(0, end(), step))
+    result["page_fraction"] = fraction
+    result["paused_while_scrolling"] = widget._fling.paused_moves
     result["longest_stall_ms"] = max(stalls) * 1000
     result["stalls_over_50ms"] = sum(s > 0.05 for s in stalls)
     result["longest_stall_cpu_ms"] = max(cpu_stalls) * 1000
@@ -236,6 +253,8 @@ def main() -> None:
                         help="scroll step as a fraction of a page (default: a page "
                              "over 1,000 rows, else a quarter)")
     parser.add_argument("--max-steps", type=int, help="stop scrolling after N steps")
+    parser.add_argument("--no-fling-pause", action="store_true",
+                        help="for comparison: keep loading thumbnails during a fling")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,6 +276,8 @@ def main() -> None:
         base += ["--page-fraction", str(args.page_fraction)]
     if args.max_steps:
         base += ["--max-steps", str(args.max_steps)]
+    if args.no_fling_pause:
+        base += ["--no-fling-pause"]
     results = {}
     for phase, extra in (("cold", []), ("warm", ["--warm"])):
         t = time.perf_counter()
@@ -272,12 +293,15 @@ def main() -> None:
     print(f"  first screen (cold)   {cold['first_screen_s']:8.2f} s")
     print(f"  first screen (warm)   {warm['first_screen_s']:8.2f} s  (new process)")
     print(f"  longest stall scroll  {cold['longest_stall_ms']:8.1f} ms  "
-          f"({cold['scroll_steps']} steps of {args.page_fraction or 'a'} page every "
+          f"({cold['scroll_steps']} steps of {cold['page_fraction']:g} page every "
           f"{args.step_ms:.0f} ms, {cold['stalls_over_50ms']} calls > 50 ms)")
     print(f"  ... of it GUI-thread CPU {cold['longest_stall_cpu_ms']:6.1f} ms  "
           f"({cold['stalls_cpu_over_50ms']} calls > 50 ms; load average "
           f"{cold['load_average']:.1f} on {os.cpu_count()} cores)")
-    print(f"  longest stall 1st scr {cold['first_screen_stall_ms']:8.1f} ms")
+    print(f"  scroll steps with loading paused (a fling): {cold['paused_while_scrolling']}")
+    print(f"  longest stall 1st scr {cold['first_screen_stall_ms']:8.1f} ms  "
+          f"(until the view has laid out every row, {cold['layout_s']:.2f} s "
+          f"after the first screen)")
     print(f"  RSS before / at 25 %, 50 %, 100 % of the scroll: "
           f"{cold['rss_before_mb']:.0f} / {cold['rss_at_mb']} MB")
     print(f"  peak RSS              {cold['peak_rss_mb']:8.0f} MB "
