@@ -34,31 +34,9 @@ _SWITCH_INTERVAL = 0.0005
 
 
 def pil_to_qimage(image: Image.Image) -> QImage:
-    """A QImage that owns a copy of the pixels of an RGB or RGBA image."""
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    fmt = QImage.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format_RGB888
-    data = image.tobytes()
-    width, height = image.size
-    bpl = width * (4 if image.mode == "RGBA" else 3)
-    return QImage(data, width, height, bpl, fmt).copy()
-
-
-def display_image(image: Image.Image, size: int, cover: bool = False) -> QImage:
-    """``image`` scaled to be shown at ``size`` and in the screen's format.
-
-    The result fits in a ``size`` square (``cover``: fills it, the short side
-    is ``size``), is never enlarged, and is a 32-bit QImage (premultiplied
-    when transparent), which the raster painter copies without converting
-    or scaling: a view paints a screenful of them in about a millisecond.
-    Called in worker threads; QImage is safe to use there.
-    """
-    w, h = image.size
-    if w and h:
-        scale = (max if cover else min)(size / w, size / h)
-        if scale < 1:
-            new = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = image.resize(new, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    """A QImage that owns a copy of the pixels, in the screen's format: 32-bit
+    (premultiplied when transparent), which the raster painter copies without
+    converting. QImage is safe to make in worker threads."""
     alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image.mode != "RGBA":
         image = image.convert("RGBA")
@@ -70,6 +48,22 @@ def display_image(image: Image.Image, size: int, cover: bool = False) -> QImage:
     if alpha:
         return qimage.convertToFormat(QImage.Format_ARGB32_Premultiplied)
     return qimage.copy()  # own the pixels: ``data`` goes away
+
+
+def display_image(image: Image.Image, size: int, cover: bool = False) -> QImage:
+    """``image`` scaled to be shown at ``size``, as :func:`pil_to_qimage`.
+
+    The result fits in a ``size`` square (``cover``: fills it, the short side
+    is ``size``) and is never enlarged: a view paints a screenful of them in
+    about a millisecond, with no scaling or conversion.
+    """
+    w, h = image.size
+    if w and h:
+        scale = (max if cover else min)(size / w, size / h)
+        if scale < 1:
+            new = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = image.resize(new, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    return pil_to_qimage(image)
 
 
 #: How much nicer than the GUI thread the workers are (Linux only).
