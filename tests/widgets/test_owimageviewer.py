@@ -235,6 +235,33 @@ class TestOWImageViewer(WidgetTest):
         self.widget.send_report()
 
 
+class TestVisibleRows(WidgetTest):
+    def test_every_scroll_position_finds_the_rows_in_view(self):
+        """At some positions the viewport's top edge lies in the gap between
+        two lines of thumbnails; the rows in view must still be found (the
+        loader keeps only their requests)."""
+        widget = self.create_widget(OWImageViewer)
+        widget.resize(900, 600)
+        widget.show()
+        n = 400
+        names = [f"img{i}.png" for i in range(n)]
+        image = StringVariable("image")
+        image.attributes["type"] = "image"
+        data = Table.from_numpy(Domain([], metas=[image]), np.empty((n, 0)), None,
+                                np.array(names, dtype=object)[:, None])
+        self.send_signal(widget.Inputs.data, data)
+        view = widget.view
+        bar = view.verticalScrollBar()
+        self.process_events(until=lambda: bar.maximum() > 0)
+        self.assertGreater(bar.maximum(), 300)
+        model, area = view.model(), view.viewport().rect()
+        for value in range(0, 300):
+            bar.setValue(value)
+            shown = {r for r in range(n) if view.visualRect(model.index(r)).intersects(area)}
+            self.assertTrue(shown)
+            self.assertLessEqual(shown, set(view.visible_rows()), f"scrolled to {value}")
+
+
 class TestOldSettings(WidgetTest):
     def test_version_1_context_dropped(self):
         context = Context(values={"imageAttr": 0, "titleAttr": 1,

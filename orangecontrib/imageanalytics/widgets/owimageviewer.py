@@ -14,6 +14,7 @@ from AnyQt.QtCore import (
     QEvent,
     QItemSelection,
     QItemSelectionModel,
+    QModelIndex,
     QPoint,
     QSize,
     Qt,
@@ -106,11 +107,17 @@ class ImageListView(QListView):
             return range(0)
         n = model.rowCount()
         area = self.viewport().rect()
-        first = self.indexAt(area.topLeft() + QPoint(2, 2))
-        start = first.row() if first.isValid() else 0
-        cell = self.visualRect(model.index(start))
+        cell = self.visualRect(model.index(0))
         step_x = cell.width() + 2 * self.spacing()
         step_y = cell.height() + 2 * self.spacing()
+        # the first cell on the top line: the top edge may lie in the gap
+        # between two lines, so look down until a cell is hit
+        first = QModelIndex()
+        for dy in range(0, max(1, step_y) + 1, 2):
+            first = self.indexAt(QPoint(area.left() + step_x // 2, area.top() + dy))
+            if first.isValid():
+                break
+        start = first.row() if first.isValid() else 0
         per_line = max(1, area.width() // max(1, step_x))
         lines = area.height() // max(1, step_y) + 2
         stop = min(n, start + per_line * lines)
