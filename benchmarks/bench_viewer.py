@@ -200,8 +200,11 @@ def run_child(args) -> dict:
     cpu_stalls.clear()
     gc_before = len(_gc_pauses)  # imports and loading collect too
     marks = {}
+    paused = []  # moves made while the viewer's loader was paused (a fling)
+    bar.valueChanged.connect(lambda _: paused.append(widget.loader.is_paused()))
     t_scroll = time.perf_counter()
     value = 0
+
     def end():
         # the view may still be laying out rows: the range grows meanwhile
         return bar.maximum() if not args.max_steps \
@@ -225,7 +228,7 @@ def run_child(args) -> dict:
     result["scroll_s"] = time.perf_counter() - t_scroll
     result["scroll_steps"] = len(range(0, end(), step))
     result["page_fraction"] = fraction
-    result["paused_while_scrolling"] = widget._fling.paused_moves
+    result["paused_while_scrolling"] = sum(paused)
     result["longest_stall_ms"] = max(stalls) * 1000
     result["stalls_over_50ms"] = sum(s > 0.05 for s in stalls)
     result["longest_stall_cpu_ms"] = max(cpu_stalls) * 1000

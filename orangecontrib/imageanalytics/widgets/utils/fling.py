@@ -42,8 +42,6 @@ class FlingPause(QObject):
         self._clock = clock
         self._moves: deque[tuple[float, int]] = deque()  # (time, distance)
         self._last = bar.value()
-        #: how many moves happened while loading was paused (for benchmarks)
-        self.paused_moves = 0
         self._timer = QTimer(self, singleShot=True, interval=QUIET_MS,
                              timeout=self._resume)
         bar.valueChanged.connect(self._on_moved)
@@ -65,7 +63,6 @@ class FlingPause(QObject):
                 sum(distances) - max(distances) > PAGES * max(1, self.bar.pageStep()):
             self.loader.set_paused(True)
         if self.loader.is_paused():
-            self.paused_moves += 1
             self._timer.start()
 
     def _resume(self) -> None:
