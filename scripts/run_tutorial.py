@@ -21,10 +21,13 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def run(path: str, registry, timeout: float = 300.0) -> list[str]:
-    """The problems of the workflow at ``path``: none when it works."""
+def open_and_run(path: str, registry, timeout: float = 300.0):
+    """Open ``path`` as the canvas does (every widget created, the runtime
+    folder the workflow's own) and let the signals flow until every link
+    carries data and no widget is working, or ``timeout`` passes.
+
+    Returns the scheme (the caller clears it) and the loader's errors."""
     from AnyQt.QtWidgets import QApplication
-    from orangewidget.utils.signals import LazyValue
     from orangewidget.workflow.widgetsscheme import WidgetsScheme
 
     scheme = WidgetsScheme()
@@ -33,37 +36,62 @@ def run(path: str, registry, timeout: float = 300.0) -> list[str]:
     errors: list = []
     with open(path, "rb") as f:
         scheme.load_from(f, registry=registry, error_handler=errors.append)
-    problems = [f"could not load: {e}" for e in errors]
     manager = scheme.signal_manager
     widgets = [scheme.widget_for_node(node) for node in scheme.nodes]
-
-    def empty_links():
-        return [link for link in scheme.links
-                if all(v is None for v in manager.link_contents(link).values())]
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         QApplication.processEvents()
-        if not manager.has_pending() and not empty_links() and not any(
+        if not manager.has_pending() and not empty_links(scheme) and not any(
                 w.isInvalidated() or w.isBlocking() for w in widgets):
             break
         time.sleep(0.01)
-    for link in empty_links():
-        problems.append(f"no data on {link.source_node.title} → {link.sink_node.title}")
-    for node, widget in zip(scheme.nodes, widgets):
-        for message in widget.Error.active:
-            problems.append(f"{node.title}: {message}")
-    n_links = len(scheme.links)
-    # a lazy output is computed, as the widget downstream would
+    return scheme, errors
+
+
+def link_values(scheme) -> dict:
+    """Each link's value, lazy ones computed, by (source title, sink title,
+    input name); None for a link without data."""
+    from orangewidget.utils.signals import LazyValue
+
+    out = {}
     for link in scheme.links:
-        for value in manager.link_contents(link).values():
-            if LazyValue.is_lazy(value):
-                value.get_value()
-    scheme.clear()
-    if not problems:
-        print(f"ok   {os.path.basename(path)}: {len(widgets)} widgets, "
-              f"{n_links} links with data, no errors")
-    return problems
+        values = [v.get_value() if LazyValue.is_lazy(v) else v
+                  for v in scheme.signal_manager.link_contents(link).values()
+                  if v is not None]
+        out[(link.source_node.title, link.sink_node.title,
+             link.sink_channel.name)] = values[0] if values else None
+    return out
+
+
+def empty_links(scheme) -> list:
+    manager = scheme.signal_manager
+    return [link for link in scheme.links
+            if all(v is None for v in manager.link_contents(link).values())]
+
+
+def problems(scheme, errors) -> list[str]:
+    """What is wrong with a workflow that ran: none when it works."""
+    out = [f"could not load: {e}" for e in errors]
+    out += [f"no data on {link.source_node.title} → {link.sink_node.title}"
+            for link in empty_links(scheme)]
+    for node in scheme.nodes:
+        for message in scheme.widget_for_node(node).Error.active:
+            out.append(f"{node.title}: {message}")
+    return out
+
+
+def run(path: str, registry, timeout: float = 300.0) -> list[str]:
+    """The problems of the workflow at ``path``: none when it works."""
+    scheme, errors = open_and_run(path, registry, timeout)
+    try:
+        found = problems(scheme, errors)
+        link_values(scheme)  # a lazy output is computed, as downstream would
+        if not found:
+            print(f"ok   {os.path.basename(path)}: {len(scheme.nodes)} widgets, "
+                  f"{len(scheme.links)} links with data, no errors")
+        return found
+    finally:
+        scheme.clear()
 
 
 def main(argv: list[str] | None = None) -> int:

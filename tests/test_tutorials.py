@@ -15,13 +15,14 @@ from Orange.canvas.config import Config
 from Orange.widgets.tests.base import WidgetTest
 from orangecanvas.application import examples
 from orangecanvas.registry import WidgetRegistry
-from orangewidget.utils.signals import LazyValue
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
 
 from orangecontrib.imageanalytics import tutorials
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR = os.path.join(REPO, "scripts", "make_tutorial_workflow.py")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import run_tutorial  # noqa: E402  (scripts/run_tutorial.py)
 HERE = os.path.dirname(tutorials.__file__)
 CATEGORIES = ("cartoon", "digit", "flower", "portrait", "temple")
 
@@ -70,43 +71,15 @@ class TestTutorials(WidgetTest):
         cls.registry = discovered_registry()
 
     def run_workflow(self, path):
-        """Open ``path`` as the canvas does and let the signals flow.
+        """Open ``path`` as the canvas does and let the signals flow; every
+        link must carry data and no widget may show an error.
 
-        Returns the scheme (cleared by the test's cleanup) and the contents
-        of each link, by (source title, sink title, input)."""
-        scheme = WidgetsScheme()
-        scheme.widget_manager.set_creation_policy(scheme.widget_manager.Immediate)
-        scheme.set_runtime_env("basedir", os.path.dirname(os.path.abspath(path)))
-        errors = []
-        with open(path, "rb") as f:
-            scheme.load_from(f, registry=self.registry, error_handler=errors.append)
+        Returns the scheme (cleared by the test's cleanup) and the value of
+        each link, by (source title, sink title, input)."""
+        scheme, errors = run_tutorial.open_and_run(path, self.registry, timeout=180)
         self.addCleanup(scheme.clear)
-        self.assertEqual(errors, [])
-        manager = scheme.signal_manager
-
-        def contents(link):
-            return [v.get_value() if LazyValue.is_lazy(v) else v
-                    for v in manager.link_contents(link).values() if v is not None]
-
-        def flowed():
-            return not manager.has_pending() and all(contents(link) for link in scheme.links)
-
-        widgets = [scheme.widget_for_node(node) for node in scheme.nodes]
-
-        def done():
-            # a widget still working when the last link filled shows its
-            # error later
-            return flowed() and not any(
-                w.isInvalidated() or w.isBlocking() for w in widgets)
-
-        self.process_events(until=done, timeout=180000)
-        for node in scheme.nodes:
-            widget = scheme.widget_for_node(node)
-            self.assertFalse(widget.Error.active,
-                             f"{node.title}: {widget.Error.active}")
-        return scheme, {(link.source_node.title, link.sink_node.title,
-                         link.sink_channel.name): contents(link)[0]
-                        for link in scheme.links}
+        self.assertEqual(run_tutorial.problems(scheme, errors), [])
+        return scheme, run_tutorial.link_values(scheme)
 
     @staticmethod
     def widget_named(scheme, title):
