@@ -44,6 +44,55 @@ def window_state(geometry) -> bytes:
     return data
 
 
+def write_workflow(path: str, nodes, links, shown: int, geometry) -> None:
+    """Write a workflow whose node ``shown`` opens its window by itself.
+
+    ``nodes``: (widget class under ``PREFIX``, title, (x, y), settings);
+    ``links``: (source node, output name, output id, sink node, input name,
+    input id). Settings are stored pickled, as the canvas stores them.
+    """
+    import base64
+    import pickle
+
+    def props(settings):
+        return base64.b64encode(pickle.dumps(settings, protocol=4)).decode()
+
+    node_xml = "".join(
+        f'    <node id="{i}" name="{title}" qualified_name="{PREFIX}{cls}"\n'
+        f'          project_name="Orange3-ImageAnalytics" version="" title="{title}"\n'
+        f'          position="{tuple(pos)}" />\n'
+        for i, (cls, title, pos, _) in enumerate(nodes))
+    link_xml = "".join(
+        f'    <link id="{i}" source_node_id="{src}" sink_node_id="{dst}" '
+        f'source_channel="{out}" sink_channel="{inp}" enabled="true" '
+        f'source_channel_id="{out_id}" sink_channel_id="{inp_id}" />\n'
+        for i, (src, out, out_id, dst, inp, inp_id) in enumerate(links))
+    props_xml = "".join(
+        f'    <properties node_id="{i}" format="pickle">{props(settings)}</properties>\n'
+        for i, (*_, settings) in enumerate(nodes))
+    state = base64.b64encode(window_state(geometry)).decode()
+    text = f"""<?xml version='1.0' encoding='utf-8'?>
+<scheme version="2.0" title="Photos" description="">
+  <nodes>
+{node_xml}  </nodes>
+  <links>
+{link_xml}  </links>
+  <annotations />
+  <node_properties>
+{props_xml}  </node_properties>
+  <session_state>
+    <window_groups>
+      <group name="Screenshot" default="true">
+        <window_state node_id="{shown}">{state}</window_state>
+      </group>
+    </window_groups>
+  </session_state>
+</scheme>
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def arguments(description: str, display: str, png: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--display", default=display)

@@ -10,11 +10,9 @@ keeps the grid window's part in doc/widgets/images/imagegrid.png.
 
 Needs Xvfb; it is started on the display unless one runs there already.
 """
-import base64
 import os
-import pickle
 
-from canvas_screenshot import PREFIX, ROOT, arguments, shoot, window_state
+from canvas_screenshot import ROOT, arguments, shoot, write_workflow
 
 IMAGES = os.path.join(ROOT, "orangecontrib", "imageanalytics", "tutorials", "photos", "labelled")
 GEOMETRY = (40, 40, 1000, 640)  # x, y, width, height of the grid window
@@ -23,54 +21,26 @@ GEOMETRY = (40, 40, 1000, 640)  # x, y, width, height of the grid window
 def workflow(path: str) -> None:
     from Orange.widgets.utils.filedialogs import RecentPath
 
-    def props(settings):
-        return base64.b64encode(pickle.dumps(settings, protocol=4)).decode()
+    from orangecontrib.imageanalytics.import_images import ImportImages
 
-    importer = props({"recent_paths": [RecentPath(IMAGES, None, None)],
-                      "__version__": 1})
-    geometry = window_state(GEOMETRY)
-    embedder = props({"cb_embedder_current_id": 1, "_auto_apply": True})
-    groups = [1] * 3 + [0] * 3 + [2] * 3 + [0] * 9   # two groups, as if marked
-    grid = props({"imageSize": 120, "cell_fit": "Crop", "auto_commit": True,
-                  "selection": groups, "rows": 4, "columns": 5,
-                    "__version__": 2, "controlAreaVisible": True})
-    state = base64.b64encode(geometry).decode()
-    text = f"""<?xml version='1.0' encoding='utf-8'?>
-<scheme version="2.0" title="Photos" description="">
-  <nodes>
-    <node id="0" name="Import Images" qualified_name="{PREFIX}owimageimport.OWImportImages"
-          project_name="Orange3-ImageAnalytics" version="" title="Import Images"
-          position="(150, 150)" />
-    <node id="1" name="Image Grid" qualified_name="{PREFIX}owimagegrid.OWImageGrid"
-          project_name="Orange3-ImageAnalytics" version="" title="Image Grid"
-          position="(550, 150)" />
-    <node id="2" name="Image Embedding" qualified_name="{PREFIX}owimageembedding.OWImageEmbedding"
-          project_name="Orange3-ImageAnalytics" version="" title="Image Embedding"
-          position="(350, 150)" />
-  </nodes>
-  <links>
-    <link id="0" source_node_id="0" sink_node_id="2" source_channel="Data"
-          sink_channel="Images" enabled="true" source_channel_id="data" sink_channel_id="images" />
-    <link id="1" source_node_id="2" sink_node_id="1" source_channel="Embeddings"
-          sink_channel="Embeddings" enabled="true" source_channel_id="embeddings" sink_channel_id="data" />
-  </links>
-  <annotations />
-  <node_properties>
-    <properties node_id="0" format="pickle">{importer}</properties>
-    <properties node_id="1" format="pickle">{grid}</properties>
-    <properties node_id="2" format="pickle">{embedder}</properties>
-  </node_properties>
-  <session_state>
-    <window_groups>
-      <group name="Screenshot" default="true">
-        <window_state node_id="1">{state}</window_state>
-      </group>
-    </window_groups>
-  </session_state>
-</scheme>
-"""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    # two groups marked, as a user would: the temples and the flowers
+    table, _ = ImportImages()(IMAGES)
+    categories = table.domain.class_var.values
+    marked = {"temple": 1, "flower": 2}
+    groups = [marked.get(categories[int(c)], 0) for c in table.Y]
+    write_workflow(path, [
+        ("owimageimport.OWImportImages", "Import Images", (150, 150),
+         {"recent_paths": [RecentPath(IMAGES, None, None)], "__version__": 1}),
+        ("owimagegrid.OWImageGrid", "Image Grid", (550, 150),
+         {"imageSize": 120, "cell_fit": "Crop", "auto_commit": True,
+          "selection": groups, "rows": 7, "columns": 8,
+          "__version__": 2, "controlAreaVisible": True}),
+        ("owimageembedding.OWImageEmbedding", "Image Embedding", (350, 150),
+         {"cb_embedder_current_id": 1, "_auto_apply": True}),
+    ], [
+        (0, "Data", "data", 2, "Images", "images"),
+        (2, "Embeddings", "embeddings", 1, "Embeddings", "data"),
+    ], shown=1, geometry=GEOMETRY)
 
 
 def main() -> None:
