@@ -326,6 +326,16 @@ def test_exif_kept_upright_when_re_encoding(tmp_path):
     assert (tmp_path / "bmp" / "rot.bmp").exists()
 
 
+def test_damaged_exif_does_not_lose_the_image(tmp_path):
+    make_image(tmp_path / "src" / "bad.jpg", size=(40, 20),
+               exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7fgarbage")
+    report = save_images(image_table(["bad.jpg"], origin=tmp_path / "src"),
+                         tmp_path / "out", format="png")
+    assert [f.path for f in report.saved] == ["bad.png"]
+    with Image.open(tmp_path / "out" / "bad.png") as im:
+        assert im.size == (40, 20)
+
+
 def test_alpha_kept_or_composited_on_white(tmp_path):
     make_image(tmp_path / "src" / "clear.png", size=(8, 8), color=(255, 0, 0, 0), mode="RGBA")
     table = image_table(["clear.png"], origin=tmp_path / "src")
