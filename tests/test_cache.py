@@ -92,6 +92,24 @@ def test_clear(cache):
     assert len(cache) == 1
 
 
+def test_one_variable_moves_every_cache(tmp_path, monkeypatch):
+    """Embeddings, converted models, thumbnails and downloads all follow
+    $ORANGE_IMAGEANALYTICS_CACHE_DIR (a small home folder, a portable
+    setup); the thumbnail and HTTP caches' own variables still win."""
+    from orangecontrib.imageanalytics import image_sources, thumbnails
+    from orangecontrib.imageanalytics.embedders import engines
+
+    monkeypatch.delenv(thumbnails.THUMBNAIL_CACHE_ENV, raising=False)
+    monkeypatch.delenv(image_sources.HTTP_CACHE_ENV, raising=False)
+    monkeypatch.setattr(image_sources, "_cache_dir_override", None)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "c"))
+    assert engines.model_cache_dir() == tmp_path / "c" / "models"
+    assert thumbnails.default_cache_folder() == str(tmp_path / "c" / "thumbnails")
+    assert image_sources.http_cache_dir() == str(tmp_path / "c" / "http")
+    monkeypatch.setenv(thumbnails.THUMBNAIL_CACHE_ENV, str(tmp_path / "t"))
+    assert thumbnails.default_cache_folder() == str(tmp_path / "t")
+
+
 def test_default_cache_and_clear_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "dflt"))
     assert default_cache_path() == str(tmp_path / "dflt" / "embeddings.sqlite")

@@ -247,17 +247,17 @@ def http_cache_dir() -> str:
     """Return the folder of the on-disk HTTP cache.
 
     It is the folder given to :func:`set_http_cache_dir`, else the environment
-    variable ``ORANGE_IMAGEANALYTICS_HTTP_CACHE``, else ``http`` in the user's
-    cache folder for Orange3-ImageAnalytics.
+    variable ``ORANGE_IMAGEANALYTICS_HTTP_CACHE``, else ``http`` in the
+    add-on's cache folder (``embedders.cache.cache_folder()``).
     """
     if _cache_dir_override is not None:
         return _cache_dir_override
     env = os.environ.get(HTTP_CACHE_ENV)
     if env:
         return env
-    import platformdirs
+    from orangecontrib.imageanalytics.embedders.cache import cache_folder
 
-    return os.path.join(platformdirs.user_cache_dir("Orange3-ImageAnalytics"), "http")
+    return os.path.join(cache_folder(), "http")
 
 
 _HEX_DIGITS = frozenset("0123456789abcdef")

@@ -98,14 +98,13 @@ class Thumbnail:
 
 def default_cache_folder() -> str:
     """``$ORANGE_IMAGEANALYTICS_THUMBNAIL_CACHE`` if set, else
-    ``thumbnails`` in the user's cache folder for the add-on."""
+    ``thumbnails`` in the add-on's cache folder (``cache_folder()``)."""
     folder = os.environ.get(THUMBNAIL_CACHE_ENV)
     if folder:
         return folder
-    from platformdirs import user_cache_dir
+    from orangecontrib.imageanalytics.embedders.cache import cache_folder
 
-    return os.path.join(user_cache_dir("Orange3-ImageAnalytics", appauthor=False),
-                        "thumbnails")
+    return os.path.join(cache_folder(), "thumbnails")
 
 
 _SCHEMA = """

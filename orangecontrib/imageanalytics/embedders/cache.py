@@ -31,6 +31,7 @@ __all__ = [
     "CACHE_DIR_ENV",
     "DEFAULT_MAX_BYTES",
     "EmbeddingCache",
+    "cache_folder",
     "cache_key",
     "clear_cache",
     "default_cache",
@@ -434,8 +435,8 @@ def _split_script(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def default_cache_path() -> str:
-    """Path of the default cache database.
+def cache_folder() -> str:
+    """The add-on's cache folder: the embedding cache and converted models.
 
     ``$ORANGE_IMAGEANALYTICS_CACHE_DIR`` if set, else the user's cache
     folder (``platformdirs.user_cache_dir("Orange3-ImageAnalytics")``).
@@ -444,7 +445,12 @@ def default_cache_path() -> str:
     if not folder:
         from platformdirs import user_cache_dir
         folder = user_cache_dir("Orange3-ImageAnalytics", appauthor=False)
-    return os.path.join(folder, CACHE_FILENAME)
+    return folder
+
+
+def default_cache_path() -> str:
+    """Path of the default cache database, in :func:`cache_folder`."""
+    return os.path.join(cache_folder(), CACHE_FILENAME)
 
 
 _default: dict[str, EmbeddingCache] = {}

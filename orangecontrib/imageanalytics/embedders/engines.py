@@ -286,10 +286,10 @@ class OnnxRunner:
 
 
 def model_cache_dir() -> Path:
-    """Folder with exported models (in the user's cache folder)."""
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("Orange3-ImageAnalytics"),
-                "models")
+    """Folder with exported models: ``models`` in the add-on's cache folder
+    (which ``$ORANGE_IMAGEANALYTICS_CACHE_DIR`` moves)."""
+    from orangecontrib.imageanalytics.embedders.cache import cache_folder
+    return Path(cache_folder(), "models")
 
 
 def _torch_version() -> str:
