@@ -105,6 +105,7 @@ class ProgressBar(_TerminalProgress):
 def _parser() -> argparse.ArgumentParser:
     from orangecontrib.imageanalytics.embedders.registry import (
         DEFAULT_EMBEDDER,
+        DEFAULT_SERVER_URL,
         embedder_keys,
     )
     parser = argparse.ArgumentParser(
@@ -126,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                             f"(default: {DEFAULT_EMBEDDER})")
     embed.add_argument("--server-url", metavar="URL",
                        help="embedding server for server models (default: "
-                            "$ORANGE_EMBEDDING_API_URL)")
+                            "$ORANGE_EMBEDDING_API_URL, else the server on "
+                            f"this computer, {DEFAULT_SERVER_URL})")
     embed.add_argument("--column", metavar="NAME",
                        help="image column of a data file (default: the "
                             "column marked type=image)")
