@@ -698,7 +698,7 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget._on_embedder_changed()
         self.assertTrue(widget.server_box.isVisibleTo(widget))
         self.assertIn("http://mine:1", widget.server_note.text())
-        self.assertIn("not store", widget.server_note.text())
+        self.assertIn("keeps no copy", widget.server_note.text())
         self.send_signal(widget.Inputs.images, self.data)
         self.finish()
         self.assertEqual(self.factory.calls[-1],
@@ -776,6 +776,8 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
         for words in ("leave this computer", "internet", PUBLIC_SERVER_URL,
                       "(local)"):
             self.assertIn(words, note)
+        # no promise about what a server run by others keeps
+        self.assertNotIn("store", note)
         buttons = widget.server_choice.buttons
         self.assertIn("api.garaza.io", buttons[0].text())
         self.assertTrue(buttons[0].isChecked())

@@ -465,12 +465,14 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.server_note.setText(
                 f"Your images leave this computer: they are sent over the "
                 f"internet to Orange's public server at {url} to be "
-                "embedded; the server does not store them. To keep them "
-                "here, choose an embedder marked (local).")
+                "embedded. To keep them here, choose an embedder marked "
+                "(local).")
         else:
+            # the server at that address is the user's choice; this
+            # add-on's own server keeps vectors, never the images
             self.server_note.setText(
-                f"Images are sent to {url} to be embedded; the server does "
-                "not store them.")
+                f"Images are sent to {url} to be embedded (this add-on's "
+                "embedding server keeps no copy of them).")
         self._update_download_box()
 
     def _update_download_box(self) -> None:
