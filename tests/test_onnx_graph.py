@@ -75,11 +75,14 @@ engines.model_cache_dir = lambda: Path(sys.argv[1])
 vectors = ImageEmbedder(model=sys.argv[2], cache=False)([sys.argv[3]])
 assert vectors[0] is not None and vectors[0].shape == (int(sys.argv[4]),)
 assert "torch" not in sys.modules, "torch was imported"
+# nor Orange's data classes (over a second): a list of paths needs no table
+assert "Orange.data" not in sys.modules, "Orange was imported"
 assert list(Path(sys.argv[1]).glob(sys.argv[2] + "-*.onnx")), "not cached"
 """
 
 
-def test_first_vector_on_a_cold_cache_does_not_import_torch(spec, tmp_path):
+def test_first_vector_on_a_cold_cache_imports_neither_torch_nor_orange(
+        spec, tmp_path):
     photo = importlib.resources.files("sklearn.datasets") / "images" \
         / "flower.jpg"
     folder = tmp_path / "models"

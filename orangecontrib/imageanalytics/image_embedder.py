@@ -13,19 +13,11 @@ cache, so embedding the same images again is almost free.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from Orange.data import (
-    ContinuousVariable,
-    DiscreteVariable,
-    Domain,
-    StringVariable,
-    Table,
-    Variable,
-)
-from Orange.data.util import get_unique_names
 
 from orangecontrib.imageanalytics import images
 from orangecontrib.imageanalytics.embedders.cache import (
@@ -42,6 +34,13 @@ from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
     get_embedder,
 )
+
+if TYPE_CHECKING:
+    from Orange.data import Domain, Table, Variable
+
+# Orange's data classes are imported where a table is handled: importing
+# them takes over a second, which a script that embeds a list of paths
+# (and the first vector of a new user) need not wait for.
 
 __all__ = [
     "SKIP_REASON",
@@ -61,6 +60,7 @@ ShouldStop = Callable[[], bool] | None
 
 def find_image_column(domain: Domain) -> Variable | None:
     """The first meta String/Discrete variable marked ``type=image``."""
+    from Orange.data import DiscreteVariable, StringVariable
     for var in domain.metas:
         if isinstance(var, (StringVariable, DiscreteVariable)) \
                 and var.attributes.get("type") == "image":
@@ -78,6 +78,7 @@ def image_column(table: Table, col=None) -> Variable:
     ValueError
         If there is no such column or it cannot hold paths.
     """
+    from Orange.data import DiscreteVariable, StringVariable
     if col is None:
         var = find_image_column(table.domain)
         if var is None:
@@ -105,6 +106,7 @@ def image_sources(table: Table, var: Variable) -> list[str | None]:
 
     Missing and empty values give ``None``.
     """
+    from Orange.data import DiscreteVariable
     column = table.get_column(var)
     if isinstance(var, DiscreteVariable):
         values = [None if np.isnan(x) else var.values[int(x)] for x in column]
@@ -236,7 +238,7 @@ class ImageEmbedder:
             def progress(done: int, total: int) -> None:
                 callback(done / total if total else 1.0)
 
-        if isinstance(data, Table):
+        if _is_table(data):
             return self.embed_table(data, col, progress=progress)
         if isinstance(data, (str, os.PathLike)):
             data = [data]
@@ -291,8 +293,19 @@ class ImageEmbedder:
         return embedded, skipped, len(bad_rows)
 
 
+def _is_table(data) -> bool:
+    """Whether ``data`` is an Orange table, without importing Orange: a
+    table exists only once its module has been imported."""
+    module = sys.modules.get("Orange.data.table")
+    return module is not None and isinstance(data, module.Table)
+
+
 def _with_vectors(table: Table, rows: np.ndarray,
                   vectors: np.ndarray) -> Table:
+    import scipy.sparse as sp
+    from Orange.data import ContinuousVariable, Domain
+    from Orange.data.util import get_unique_names
+
     domain = table.domain
     names = get_unique_names(domain, [f"n{i}" for i in range(vectors.shape[1])])
     columns = []
@@ -318,6 +331,9 @@ def _with_vectors(table: Table, rows: np.ndarray,
 
 def _with_reasons(table: Table, rows: np.ndarray,
                   reasons: list[str]) -> Table:
+    from Orange.data import Domain, StringVariable
+    from Orange.data.util import get_unique_names
+
     domain = table.domain
     reason_var = StringVariable(get_unique_names(domain, SKIP_REASON))
     new_domain = Domain(domain.attributes, domain.class_vars,
