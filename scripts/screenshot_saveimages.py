@@ -16,75 +16,38 @@ before you keep it.
 """
 from __future__ import annotations
 
-import base64
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
 import time
-from xml.sax.saxutils import escape
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import canvas_screenshot
+
+REPO = canvas_screenshot.ROOT
 OUT = os.path.join(REPO, "doc", "widgets", "images", "saveimages.png")
 IMAGES = os.path.join(REPO, "orangecontrib", "imageanalytics", "tutorials", "photos", "labelled")
 #: where the widget window is put, and the part of the screen that is kept
 WIDGET_POS = (560, 70)
 CROP = (330, 130, 670, 510)
 
-WORKFLOW = """<?xml version='1.0' encoding='utf-8'?>
-<scheme version="2.0" title="Save the example images" description="">
-  <nodes>
-    <node id="0" name="Import Images" qualified_name="orangecontrib.imageanalytics.widgets.owimageimport.OWImportImages" project_name="Orange3-ImageAnalytics" version="" title="Import Images" position="(100, 150)" />
-    <node id="1" name="Save Images" qualified_name="orangecontrib.imageanalytics.widgets.owsaveimages.OWSaveImages" project_name="Orange3-ImageAnalytics" version="" title="Save Images" position="(300, 150)" />
-  </nodes>
-  <links>
-    <link id="0" source_node_id="0" sink_node_id="1" source_channel="Data" sink_channel="Data" enabled="true" source_channel_id="data" sink_channel_id="data" />
-  </links>
-  <annotations />
-  <thumbnail />
-  <node_properties>
-    <properties node_id="0" format="pickle">{import_props}</properties>
-    <properties node_id="1" format="literal">{save_props}</properties>
-  </node_properties>
-  <session_state>
-    <window_groups>
-      <group name="Screenshot" default="true">
-        <window_state node_id="1">{geometry}</window_state>
-      </group>
-    </window_groups>
-  </session_state>
-</scheme>
-"""
-
-
-def widget_geometry() -> str:
-    """QWidget.saveGeometry() of a window at WIDGET_POS, base64."""
-    from AnyQt.QtWidgets import QApplication, QWidget
-
-    app = QApplication.instance() or QApplication([])
-    window = QWidget()
-    window.setGeometry(WIDGET_POS[0], WIDGET_POS[1], 380, 420)
-    data = bytes(window.saveGeometry())
-    del app
-    return base64.b64encode(data).decode("ascii")
-
 
 def write_workflow(folder: str, home: str) -> str:
     from Orange.widgets.utils.filedialogs import RecentPath
 
-    import_props = base64.b64encode(pickle.dumps({
-        "recent_paths": [RecentPath(IMAGES, None, None)],
-        "controlAreaVisible": True, "savedWidgetGeometry": None,
-        "__version__": 2})).decode("ascii")
-    save_props = repr({
-        "dirname": os.path.join(home, "Pictures", "Sorted"),
-        "auto_save": True, "file_format": "jpg", "use_scale": False,
-        "controlAreaVisible": True, "savedWidgetGeometry": None, "__version__": 2})
     path = os.path.join(folder, "save-images.ows")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(WORKFLOW.format(import_props=import_props, save_props=escape(save_props),
-                                geometry=widget_geometry()))
+    canvas_screenshot.write_workflow(path, [
+        ("owimageimport.OWImportImages", "Import Images", (100, 150),
+         {"recent_paths": [RecentPath(IMAGES, None, None)],
+          "controlAreaVisible": True, "savedWidgetGeometry": None,
+          "__version__": 2}),
+        ("owsaveimages.OWSaveImages", "Save Images", (300, 150),
+         {"dirname": os.path.join(home, "Pictures", "Sorted"),
+          "auto_save": True, "file_format": "jpg", "use_scale": False,
+          "controlAreaVisible": True, "savedWidgetGeometry": None,
+          "__version__": 2}),
+    ], [(0, "Data", "data", 1, "Data", "data")], shown=1,
+        geometry=(*WIDGET_POS, 380, 420))
     return path
 
 
@@ -118,10 +81,11 @@ def main() -> int:
         try:
             target = os.path.join(home, "Pictures", "Sorted")
             deadline = time.monotonic() + 120
-            # wait until all 18 example images are saved, then let it paint
+            # wait until every example photo is saved, then let it paint
+            expected = sum(len(files) for _, _, files in os.walk(IMAGES))
             while time.monotonic() < deadline:
                 n = sum(len(files) for _, _, files in os.walk(target))
-                if n >= 18:
+                if n >= expected:
                     break
                 time.sleep(0.5)
             time.sleep(4)
