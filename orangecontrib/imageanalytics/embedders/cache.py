@@ -436,7 +436,8 @@ def _split_script(script: str) -> list[str]:
 
 
 def cache_folder() -> str:
-    """The add-on's cache folder: the embedding cache and converted models.
+    """The add-on's cache folder: the embedding cache, and beside it the
+    converted models, thumbnails and HTTP downloads.
 
     ``$ORANGE_IMAGEANALYTICS_CACHE_DIR`` if set, else the user's cache
     folder (``platformdirs.user_cache_dir("Orange3-ImageAnalytics")``).

@@ -27,6 +27,7 @@ from orangecontrib.imageanalytics.embedders.checkpoint import (
     CheckpointError,
     load_state_dict,
 )
+from orangecontrib.imageanalytics.embedders.download import hash_matches
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.package_weights import read_package_weights
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
@@ -125,7 +126,7 @@ def load_efficientnet_state_dict() -> dict[str, np.ndarray]:
             data = _read_weights_file()
             digest = hashlib.sha256(data).hexdigest()
             expected = get_embedder(_SPEC_KEY).weights.sha256
-            if not digest.startswith(expected):
+            if not hash_matches(digest, expected):
                 raise EmbedderUnavailable(
                     f"the EfficientNet-Lite0 weights file is damaged "
                     f"(SHA-256 {digest[:16]}…, expected {expected[:16]}…); "
