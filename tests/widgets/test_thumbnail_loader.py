@@ -149,18 +149,48 @@ class TestThumbnailLoader(GuiTest):
             loader.shutdown()
 
     def test_clear_drops_results_in_flight(self):
-        self.loader.request(0, self.paths[0], None, 64)
-        self.loader.clear()
-        time.sleep(0.3)
-        QApplication.processEvents()
-        self.assertEqual(self.ready, [])
-        self.assertIsNone(self.loader.cached(0, 64))
+        started, gate = threading.Event(), threading.Event()
+        real = thumbnails.make_thumbnail
+
+        def held(value, size, **kwargs):
+            if value == self.paths[0]:
+                started.set()
+                gate.wait(5)
+            return real(value, size, **kwargs)
+
+        loader = ThumbnailLoader(max_workers=1, cache=None)
+        ready = []
+        loader.thumbnailReady.connect(ready.append)
+        try:
+            with mock.patch.object(tl, "make_thumbnail", held):
+                loader.request(0, self.paths[0], None, 64)
+                # the worker is making it: its result is in flight
+                self.assertTrue(started.wait(5))
+                loader.clear()
+                gate.set()
+                # one worker takes its jobs in turn: once this one is known,
+                # the result from before the clear has reached the loader too
+                loader.request(1, self.paths[1], None, 64)
+                wait_for(lambda: 1 in ready)
+            self.assertEqual(ready, [1])
+            self.assertIsNone(loader.cached(0, 64))
+            # nothing of it was kept: asked again, it is made anew
+            self.assertIsNone(loader.request(0, self.paths[0], None, 64))
+            self.assertTrue(loader.is_pending(0))
+        finally:
+            gate.set()
+            loader.shutdown()
 
     def test_shutdown_stops_workers(self):
         for i, path in enumerate(self.paths):
             self.loader.request(i, path, None, 64)
+        workers = list(self.loader._threads)
+        self.assertEqual(len(workers), 2)
         self.loader.shutdown()
-        self.assertFalse(any(t.is_alive() for t in self.loader._threads))
+        self.assertEqual([t.name for t in workers if t.is_alive()], [])
+        # a request after the shutdown starts no worker again
+        self.loader.request("late", self.paths[0], None, 64)
+        self.assertEqual(self.loader._threads, [])
 
 
 class TestPauseAndFling(GuiTest):
