@@ -293,10 +293,26 @@ class TestOWImportImages(WidgetTest):
             ("basedir", os.path.join(os.path.basename(self.tmp), "photos")))
         widget.onDeleteWidget()
 
+    def report(self):
+        self.widget.create_report_html()
+        return self.widget.report_html
+
     def test_report(self):
-        self.widget.send_report()
+        # no folder yet: a heading only, no items
+        self.assertNotIn("Folder", self.report())
         self.import_folder(self.photos)
-        self.widget.send_report()
+        html = self.report()
+        self.assertIn("Folder", html)
+        self.assertIn(os.path.abspath(self.photos), html)
+        self.assertIn("4 images / 2 categories, 0 skipped", html)
+        self.assertNotIn("Skipped", html)
+        with open(os.path.join(self.photos, "cats", "bad.jpg"), "w") as f:
+            f.write("not a photo")
+        self.import_folder(self.photos)
+        html = self.report()
+        self.assertIn("4 images / 2 categories, 1 skipped", html)
+        self.assertIn("Skipped", html)
+        self.assertIn("1 × not an image", html)
 
 
 class TestOldWorkflows(WidgetTest):
