@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from Orange.data import DiscreteVariable, Domain, StringVariable, Table
 from PIL import Image
+from thumbnail_fixtures import image_server
 
 from orangecontrib.imageanalytics import save_target
 from orangecontrib.imageanalytics.save_images import (
     FORMATS,
+    KEEP_FORMAT,
     MISSING_FOLDER,
     SCALE_SIZES,
     TEMP_PREFIX,
@@ -553,7 +555,7 @@ def test_progress_and_unknown_format(photos, tmp_path):
     seen = []
     save_images(table, tmp_path / "out", progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 2), (2, 2)]
-    with pytest.raises(ValueError, match="png"):
+    with pytest.raises(ValueError, match="png.*original"):
         save_images(table, tmp_path / "out", format="jpeg2000")
 
 
@@ -582,3 +584,73 @@ def test_colour_profile_kept_when_re_encoding(tmp_path):
     for path in ("out/p.png", "out/clear.png", "jpg/p.jpg", "jpg/clear.jpg"):
         with Image.open(tmp_path / path) as im:
             assert im.info.get("icc_profile") == profile, path
+
+
+def test_keep_format_copies_each_image_as_it_is(tmp_path):
+    src = tmp_path / "src"
+    make_image(src / "tom.JPEG", quality=55)
+    make_image(src / "felix.png", color=(0, 250, 0))
+    make_image(src / "anim.gif", mode="P", color=3)
+    make_image(src / "fake.jpg", format="PNG")  # a PNG whatever its name says
+    make_image(src / "scan.tif", compression="tiff_lzw")
+    for path in src.iterdir():
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    names = ["tom.JPEG", "felix.png", "anim.gif", "fake.jpg", "scan.tif"]
+    report = save_images(image_table(names, origin=src), tmp_path / "out",
+                         format=KEEP_FORMAT)
+    assert report.finished
+    saved = {f.source: f.path for f in report.saved}
+    assert saved == {"tom.JPEG": "tom.jpg", "felix.png": "felix.png", "anim.gif": "anim.gif",
+                     "fake.jpg": "fake.png", "scan.tif": "scan.tiff"}
+    for source, path in saved.items():
+        assert (tmp_path / "out" / path).read_bytes() == (src / source).read_bytes(), path
+        assert os.stat(tmp_path / "out" / path).st_mtime == 1_000_000_000, path
+    # saving again finds them all there
+    again = save_images(image_table(names, origin=src), tmp_path / "out", format=KEEP_FORMAT)
+    assert (len(again.saved), len(again.already_there)) == (0, 5)
+
+
+def test_keep_format_writes_png_for_formats_that_cannot_be_written(tmp_path):
+    make_image(tmp_path / "src" / "scan.ppm", color=(10, 200, 30))
+    report = save_images(image_table(["scan.ppm"], origin=tmp_path / "src"),
+                         tmp_path / "out", format=KEEP_FORMAT)
+    assert [f.path for f in report.saved] == ["scan.png"]
+    with Image.open(tmp_path / "out" / "scan.png") as im:
+        assert im.format == "PNG"
+        assert im.getpixel((3, 3))[:3] == (10, 200, 30)
+
+
+def test_keep_format_scales_in_the_images_own_format(photos, tmp_path):
+    table = image_table(["tom.jpg", "felix.png"], origin=photos)
+    report = save_images(table, tmp_path / "out", format=KEEP_FORMAT, size=(20, 10))
+    assert sorted(f.path for f in report.saved) == ["felix.png", "tom.jpg"]
+    for name, fmt in (("tom.jpg", "JPEG"), ("felix.png", "PNG")):
+        with Image.open(tmp_path / "out" / name) as im:
+            assert (im.format, im.size) == (fmt, (20, 10))
+
+
+def test_keep_format_skips_a_truncated_file(photos, tmp_path):
+    # large enough that the half kept holds the whole header
+    pixels = np.random.default_rng(0).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG")
+    data = out.getvalue()
+    (photos / "cut.jpg").write_bytes(data[:len(data) // 2])
+    report = save_images(image_table(["cut.jpg", "tom.jpg"], origin=photos),
+                         tmp_path / "out", format=KEEP_FORMAT)
+    assert [s.reason for s in report.skipped] == ["truncated file"]
+    assert snapshot(tmp_path / "out").keys() == {"tom.jpg"}
+
+
+def test_keep_format_copies_a_downloaded_image(photos, tmp_path):
+    data = (photos / "tom.jpg").read_bytes()
+    with image_server({"/pics/cat.jpg": data}) as base:
+        report = save_images(image_table([base + "/pics/cat.jpg"]), tmp_path / "out",
+                             format=KEEP_FORMAT)
+    assert [f.path for f in report.saved] == ["cat.jpg"]
+    assert (tmp_path / "out" / "cat.jpg").read_bytes() == data
+
+
+def test_summary_says_where(photos, tmp_path):
+    report = save_images(image_table(["tom.jpg"], origin=photos), tmp_path / "out")
+    assert report.summary(into="~/out") == "1 saved into ~/out, 0 already there"

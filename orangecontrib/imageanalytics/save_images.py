@@ -8,6 +8,12 @@ target folder; every file is written under a temporary name and then renamed,
 so an interrupted save leaves no half-written image. Rows that cannot be
 saved are skipped with a reason; a target that cannot be written stops the
 save with a message and keeps what was written.
+
+With ``format=KEEP_FORMAT`` each image keeps its own format: a JPEG stays a
+JPEG, and an image that is not scaled is copied byte for byte (re-encoding a
+photo would lose quality and make it larger for nothing). The format is
+read from the image's bytes, not its name, so a PNG named ``.jpg`` is saved
+as ``.png``.
 """
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ from orangecontrib.imageanalytics.save_target import (
 __all__ = [
     "CLASS_VAR",
     "FORMATS",
+    "KEEP_FORMAT",
+    "KEEP_FORMAT_FALLBACK",
     "MISSING_FOLDER",
     "SCALE_SIZES",
     "SaveReport",
@@ -60,6 +68,11 @@ __all__ = [
 #: then those added since.
 FORMATS: tuple[str, ...] = ("png", "jpg", "gif", "tiff", "pdf", "bmp", "eps", "ico",
                             "webp")
+#: ``format`` value that saves each image in its own format.
+KEEP_FORMAT = "original"
+#: What :data:`KEEP_FORMAT` writes for images in a format that cannot be
+#: written (HEIC, AVIF, SVG, PNM, ...): lossless, and every program opens it.
+KEEP_FORMAT_FALLBACK = "png"
 #: ``(embedder key, label, (width, height))`` in the older add-on's order
 #: (its ``scale_index``); sizes come from the embedder registry.
 SCALE_SIZES: tuple[tuple[str, str, tuple[int, int]], ...] = tuple(
@@ -82,6 +95,9 @@ CLASS_VAR = _ClassVar()
 
 _PIL_FORMAT = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
                "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WEBP"}
+# Pillow's format names of the formats that can be written as they are
+_OWN_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tiff",
+               "BMP": "bmp", "ICO": "ico", "WEBP": "webp"}
 _WITH_ICC = {"png", "jpg", "tiff", "webp"}
 #: Formats whose files keep a photo's EXIF (date taken, camera, place).
 _WITH_EXIF = {"png", "jpg", "webp"}
@@ -152,9 +168,11 @@ class SaveReport:
         """``(reason, count)``, most common first."""
         return Counter(skip.reason for skip in self.skipped).most_common()
 
-    def summary(self, max_reasons: int = 3) -> str:
-        """"N saved, M already there, K skipped: reasons"."""
-        text = f"{len(self.saved)} saved, {len(self.already_there)} already there"
+    def summary(self, max_reasons: int = 3, into: str | None = None) -> str:
+        """"N saved, M already there, K skipped: reasons"; with ``into``
+        (the target as the reader knows it), "N saved into ``into``, ..."."""
+        where = f" into {into}" if into else ""
+        text = f"{len(self.saved)} saved{where}, {len(self.already_there)} already there"
         if self.skipped:
             reasons = self.skip_reasons()
             shown = ", ".join(f"{reason} ({count})" for reason, count in reasons[:max_reasons])
@@ -280,29 +298,51 @@ def _ends_complete(data: bytes, fmt: str) -> bool:
     return False
 
 
+def _own_format(data: bytes) -> str | None:
+    """The format (one of :data:`FORMATS`) that the encoded ``data`` are in,
+    or None when it is none of those that can be written as they are."""
+    try:
+        # reads only the header
+        with Image.open(io.BytesIO(data)) as im:
+            return _OWN_FORMAT.get(im.format or "")
+    except Exception:  # noqa: BLE001 -- decoding tells the reason later
+        return None
+
+
+def _modified(source: str) -> float | None:
+    try:
+        return os.stat(source).st_mtime
+    except OSError:
+        return None
+
+
 def _prepare(source: str, fmt: str, size: tuple[int, int] | None,
-             keep_aspect: bool) -> tuple[bytes, float | None]:
-    """The bytes to write for one image and the source's modification time
-    (when the bytes are a copy); raises ImageLoadError."""
+             keep_aspect: bool) -> tuple[bytes, float | None, str]:
+    """The bytes to write for one image, the source's modification time
+    (when the bytes are a copy of a file) and their format; raises
+    ImageLoadError."""
     data = read_source(source)
-    if size is None and not is_url(source) \
+    if fmt == KEEP_FORMAT:
+        own = _own_format(data)
+        fmt = own or KEEP_FORMAT_FALLBACK
+        if size is None and own is not None:
+            if not _ends_complete(data, fmt):
+                decode_image(data, min_size=(1, 1))  # raises with the reason
+            return data, None if is_url(source) else _modified(source), fmt
+    elif size is None and not is_url(source) \
             and os.path.splitext(source)[1].lower() in _SAME_FORMAT.get(fmt, ()):
         # check it is what its name says and whole, then copy it as it is
         if read_image_info(source).format.upper().replace("MPO", "JPEG") == _PIL_FORMAT[fmt]:
             if not _ends_complete(data, fmt):
                 decode_image(data, min_size=(1, 1))  # raises with the reason
-            try:
-                mtime = os.stat(source).st_mtime
-            except OSError:
-                mtime = None
-            return data, mtime
+            return data, _modified(source), fmt
     image = decode_image(data, min_size=size, keep_alpha=True)
     if size is not None:
         target = _fit_inside(*image.size, size) if keep_aspect else tuple(size)
         if image.size != target:
             image = image.resize(target, Image.Resampling.BICUBIC)
     try:
-        return _encode(image, fmt), None
+        return _encode(image, fmt), None, fmt
     except (OSError, ValueError) as e:
         raise ImageLoadError(f"cannot write as {fmt.upper()}: {e}") from None
 
@@ -335,7 +375,9 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         to :data:`MISSING_FOLDER`, rows with the value ``.`` (see
         :data:`THIS_FOLDER`) directly into ``target``.
     format
-        One of :data:`FORMATS`.
+        One of :data:`FORMATS`, or :data:`KEEP_FORMAT` to keep each image's
+        own format (images in a format that cannot be written become
+        :data:`KEEP_FORMAT_FALLBACK`).
     size
         ``(width, height)`` to scale images to (e.g. an embedder's input
         size, see :data:`SCALE_SIZES`); None keeps their size.
@@ -360,8 +402,9 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         For an unknown format or column; problems with images and with
         the target are reported in the result, never raised.
     """
-    if format not in FORMATS:
-        raise ValueError(f"Unknown format {format!r}; valid formats are: " + ", ".join(FORMATS))
+    if format != KEEP_FORMAT and format not in FORMATS:
+        raise ValueError(f"Unknown format {format!r}; valid formats are: "
+                         + ", ".join((*FORMATS, KEEP_FORMAT)))
     if size is not None:
         size = (int(size[0]), int(size[1]))
         if size[0] < 1 or size[1] < 1:
@@ -373,7 +416,6 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
     origin = image_var.attributes.get("origin")
     folder_values = _text_values(table, folder_var) if folder_var is not None \
         else [None] * len(table)
-    extension = "." + format
     try:
         target_folder = TargetFolder(target)
     except TargetError as e:
@@ -389,19 +431,19 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
     # closing: a break (a full disk) cancels the images still queued at once
     with closing(_in_order(prepare, sources, workers, should_stop)) as prepared:
         _save_rows(prepared, report, target_folder, folder_var, folder_values, origin,
-                   extension, progress)
+                   progress)
     return report
 
 
 def _save_rows(prepared, report: SaveReport, target_folder: TargetFolder,
-               folder_var, folder_values, origin, extension: str, progress) -> None:
+               folder_var, folder_values, origin, progress) -> None:
     for row, value, future in prepared:
         if future is None:
             report.cancelled = True
             break
         source = "" if value is None else str(value)
         try:
-            data, mtime = future.result()
+            data, mtime, fmt = future.result()
         except ImageLoadError as e:
             report.skipped.append(SkippedRow(row, source, e.reason))
         except MemoryError:
@@ -417,7 +459,7 @@ def _save_rows(prepared, report: SaveReport, target_folder: TargetFolder,
                     folder = target_folder.folder_for(
                         MISSING_FOLDER if folder_value is None else folder_value)
                 stem = safe_component(_stem(resolve_source(value, origin)))
-                path, written = target_folder.put(folder, stem, extension, data, mtime)
+                path, written = target_folder.put(folder, stem, "." + fmt, data, mtime)
             except TargetError as e:
                 report.error = str(e)
                 break
