@@ -17,7 +17,7 @@ from Orange.widgets.tests.base import WidgetTest
 from PIL import Image
 
 from orangecontrib.imageanalytics import save_images as save_module
-from orangecontrib.imageanalytics.save_images import SaveReport
+from orangecontrib.imageanalytics.save_images import KEEP_FORMAT, SaveReport
 from orangecontrib.imageanalytics.widgets.owsaveimages import OWSaveImages, run
 
 # Node properties of Save Images in the peer workflow saved by the older
@@ -74,6 +74,15 @@ class TestOWSaveImages(WidgetTest):
             self.widget.save_as()
         self.wait_until_finished()
 
+    def status(self):
+        """The status line, with the folder it names given back in full."""
+        text = self.widget.status_label.text()
+        head, into, tail = text.partition(" saved into ")
+        if into:
+            folder, _, rest = tail.partition(", ")
+            text = f"{head} saved into {os.path.expanduser(folder)}, {rest}"
+        return text
+
     def listing(self, folder=None):
         folder = folder or self.target
         return sorted(os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
@@ -89,11 +98,17 @@ class TestOWSaveImages(WidgetTest):
     def test_save_as_saves_by_class_and_reports(self):
         self.send_signal(self.widget.Inputs.data, self.data)
         self.save_into(self.target)
-        self.assertEqual(self.listing(), ["cats/photo0.png", "cats/photo2.png",
-                                          "dogs/photo1.png", "dogs/photo3.png"])
+        # a new widget keeps the photos' format: copies of the JPEGs
+        self.assertEqual(self.widget.file_format, KEEP_FORMAT)
+        self.assertEqual(self.listing(), ["cats/photo0.jpg", "cats/photo2.jpg",
+                                          "dogs/photo1.jpg", "dogs/photo3.jpg"])
+        with open(os.path.join(self.source, "photo1.jpg"), "rb") as f, \
+                open(os.path.join(self.target, "dogs", "photo1.jpg"), "rb") as g:
+            self.assertEqual(f.read(), g.read())
         self.assertEqual(self.widget.dirname, self.target)
-        self.assertEqual(self.widget.status_label.text(),
-                         "4 saved, 0 already there, 1 skipped: not an image (1)")
+        self.assertEqual(self.status(), f"4 saved into {self.target}, 0 already there, "
+                                        "1 skipped: not an image (1)")
+        self.assertNotIn("Saving", self.widget.folder_label.text())
         self.assertTrue(self.widget.Warning.images_skipped.is_shown())
         self.assertIn("broken.jpg: not an image", self.widget.status_label.toolTip())
         self.assertEqual(self.widget.save_button.text(), "Save")
@@ -105,7 +120,7 @@ class TestOWSaveImages(WidgetTest):
         before = {p: os.path.getmtime(os.path.join(self.target, p)) for p in self.listing()}
         self.widget.save_or_stop()
         self.wait_until_finished()
-        self.assertTrue(self.widget.status_label.text().startswith("0 saved, 4 already there"))
+        self.assertTrue(self.status().startswith(f"0 saved into {self.target}, 4 already there"))
         self.assertEqual(
             {p: os.path.getmtime(os.path.join(self.target, p)) for p in self.listing()}, before)
 
@@ -113,12 +128,12 @@ class TestOWSaveImages(WidgetTest):
         self.send_signal(self.widget.Inputs.data, self.data)
         self.widget.folders_by = self.data.domain["predicted"]
         self.save_into(self.target)
-        self.assertEqual(self.listing(), ["cat/photo1.png", "cat/photo3.png",
-                                          "dog/photo0.png", "dog/photo2.png"])
+        self.assertEqual(self.listing(), ["cat/photo1.jpg", "cat/photo3.jpg",
+                                          "dog/photo0.jpg", "dog/photo2.jpg"])
         other = os.path.join(self.target, "flat")
         self.widget.folders_by = None
         self.save_into(other)
-        self.assertEqual(self.listing(other), [f"photo{i}.png" for i in range(4)])
+        self.assertEqual(self.listing(other), [f"photo{i}.jpg" for i in range(4)])
 
     def test_folders_by_choice_persists_with_the_domain(self):
         self.send_signal(self.widget.Inputs.data, self.data)
@@ -164,6 +179,24 @@ class TestOWSaveImages(WidgetTest):
         packed = widget.settingsHandler.pack_data(widget)
         self.assertNotIn("file_format_index", packed)
         self.assertEqual(packed["file_format"], "jpg")
+
+    def test_stored_format_kept_new_widget_keeps_each_images_format(self):
+        # settings of version 2 hold the format chosen then, PNG by default
+        for stored, expected in (({"file_format": "jpg"}, "jpg"), ({}, "png"),
+                                 ({"file_format": "png"}, "png")):
+            widget = self.create_widget(
+                OWSaveImages, stored_settings={**stored, "__version__": 2})
+            self.assertEqual(widget.file_format, expected, stored)
+        # the older add-on's default
+        widget = self.create_widget(OWSaveImages, stored_settings={"__version__": 1})
+        self.assertEqual(widget.file_format, "png")
+        widget = self.create_widget(OWSaveImages)
+        self.assertEqual(widget.file_format, KEEP_FORMAT)
+        self.assertEqual(widget.controls.file_format.currentText(),
+                         "Keep each image's format")
+        packed = widget.settingsHandler.pack_data(widget)
+        widget = self.create_widget(OWSaveImages, stored_settings=packed)
+        self.assertEqual(widget.file_format, KEEP_FORMAT)
 
     def test_legacy_image_index_into_image_columns(self):
         settings = {"image_attr_current_index": 1, "__version__": 1}
@@ -246,8 +279,8 @@ class TestOWSaveImages(WidgetTest):
         self.widget.save_or_stop()  # Resume save
         self.wait_until_finished()
         self.assertEqual(len(self.listing()), 12)
-        self.assertEqual(self.widget.status_label.text(),
-                         f"{12 - saved} saved, {saved} already there")
+        self.assertEqual(self.status(),
+                         f"{12 - saved} saved into {self.target}, {saved} already there")
         self.assertEqual(self.widget.save_button.text(), "Save")
         self.assertFalse(self.widget.Information.stopped.is_shown())
 

@@ -18,6 +18,7 @@ from Orange.widgets.widget import Input, Msg, OWWidget
 from orangecontrib.imageanalytics.embedders.registry import LEGACY_ORDER
 from orangecontrib.imageanalytics.save_images import (
     FORMATS,
+    KEEP_FORMAT,
     SCALE_SIZES,
     SaveReport,
     folder_columns,
@@ -27,7 +28,7 @@ from orangecontrib.imageanalytics.save_images import (
 
 __all__ = ["OWSaveImages", "run"]
 
-FORMAT_LABELS = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
+FORMAT_LABELS = {KEEP_FORMAT: "Keep each image's format", "png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
                  "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WebP"}
 SCALE_LABELS = {key: f"{label} ({w}×{h})" for key, label, (w, h) in SCALE_SIZES}
 _SIZES = {key: size for key, _, size in SCALE_SIZES}
@@ -75,7 +76,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
     want_main_area = False
     resizing_enabled = False
 
-    settings_version = 2
+    settings_version = 3
     settingsHandler = DomainContextHandler()
     image_attr: Variable | None = ContextSetting(None)
     #: the categorical column whose values name the folders; None: no folders
@@ -86,7 +87,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
     use_scale: bool = Setting(False)
     scale_embedder: str = Setting(LEGACY_ORDER[0])
     keep_aspect: bool = Setting(False)
-    file_format: str = Setting(FORMATS[0])
+    file_format: str = Setting(KEEP_FORMAT)
     #: image column index from a workflow of the older add-on; it can only be
     #: resolved when data arrives, then it is dropped
     legacy_image_attr_index: int | None = Setting(None, schema_only=True)
@@ -114,8 +115,8 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
         self._resumable = False
         #: what the last finished (or stopped) save did
         self.last_report: SaveReport | None = None
-        if self.file_format not in FORMATS:
-            self.file_format = FORMATS[0]
+        if self.file_format not in FORMAT_LABELS:
+            self.file_format = KEEP_FORMAT
         if self.scale_embedder not in _SIZES:
             self.scale_embedder = LEGACY_ORDER[0]
 
@@ -235,7 +236,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
 
     def _update_folder_label(self) -> None:
         if self.dirname:
-            self.folder_label.setText(f"Saving into {_short_path(self.dirname)}")
+            self.folder_label.setText(f"Folder: {_short_path(self.dirname)}")
             self.folder_label.setToolTip(self.dirname)
         else:
             self.folder_label.setText("No folder chosen yet: press \"Save as ...\".")
@@ -295,7 +296,8 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
         self.Error.no_file_name.clear()
         self._stop = threading.Event()
         self._running = True
-        self.status_label.setText(f"Saving {len(self.data)} images ...")
+        self.status_label.setText(
+            f"Saving {len(self.data)} images into {_short_path(self.dirname)} ...")
         self.start(run, self.data, self.dirname, self.options(), self._stop)
         self._update_buttons()
 
@@ -320,7 +322,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
     def on_done(self, report: SaveReport) -> None:
         self._running = False
         self.last_report = report
-        self.status_label.setText(report.summary())
+        self.status_label.setText(report.summary(into=_short_path(report.target)))
         self.status_label.setToolTip(_skipped_tooltip(report))
         if report.skipped:
             reasons = report.skip_reasons()
@@ -378,6 +380,10 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
             index = settings.pop("image_attr_current_index", None)
             if isinstance(index, int) and index >= 0:
                 settings["legacy_image_attr_index"] = index
+        # version 2 (and the older add-on) saved as PNG by default; what a
+        # workflow had then stays what it gets
+        if not version or version < 3:
+            settings.setdefault("file_format", FORMATS[0])
 
 
 def _short_path(path: str) -> str:
