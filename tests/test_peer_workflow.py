@@ -16,12 +16,12 @@ import unittest
 
 import numpy as np
 from Orange.canvas.config import Config
-from Orange.widgets.tests.base import WidgetTest
 from Orange.widgets.utils.filedialogs import RecentPath
 from orangecanvas.registry import WidgetRegistry
 from orangewidget.settings import Context
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
 from PIL import Image
+from widget_helpers import WidgetHelpersTest
 
 SHARED_WORKFLOW = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "workflows",
@@ -130,7 +130,7 @@ def discovered_registry():
     return registry
 
 
-class TestOlderWorkflowRuns(WidgetTest):
+class TestOlderWorkflowRuns(WidgetHelpersTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -12,12 +12,12 @@ import tempfile
 import unittest
 
 from Orange.canvas.config import Config
-from Orange.widgets.tests.base import WidgetTest
 from orangecanvas.application import examples
 from orangecanvas.registry import WidgetRegistry
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
 
 from orangecontrib.imageanalytics import tutorials
+from widget_helpers import WidgetHelpersTest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR = os.path.join(REPO, "scripts", "make_tutorial_workflow.py")
@@ -64,7 +64,7 @@ def discovered_registry():
     return registry
 
 
-class TestTutorials(WidgetTest):
+class TestTutorials(WidgetHelpersTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

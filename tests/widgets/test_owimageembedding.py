@@ -49,6 +49,7 @@ from orangecontrib.imageanalytics.widgets.owimageembedding import (
     image_columns,
     run,
 )
+from widget_helpers import WidgetHelpersTest
 
 SKIP_REASON = "skip reason"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -1009,7 +1010,7 @@ class TestDownloadTask(unittest.TestCase):
         self.assertIn("2 of 2 MB", state.set_status.call_args.args[0])
 
 
-class TestMigration(ImageFolderMixin, WidgetTest):
+class TestMigration(ImageFolderMixin, WidgetHelpersTest):
     def test_each_old_embedder_index(self):
         for index, key in enumerate(LEGACY_ORDER):
             with self.subTest(index=index):
@@ -1118,7 +1119,7 @@ class TestMigration(ImageFolderMixin, WidgetTest):
                          "http://127.0.0.1:8000")
 
 
-class TestOldWorkflowFile(WidgetTest):
+class TestOldWorkflowFile(WidgetHelpersTest):
     """A saved workflow of the older add-on loads with links and settings."""
 
     OWS = f"""<?xml version='1.0' encoding='utf-8'?>

@@ -21,6 +21,7 @@ from PIL import Image
 from orangecontrib.imageanalytics.import_images import ImportCancelled
 from orangecontrib.imageanalytics.widgets import owimageimport
 from orangecontrib.imageanalytics.widgets.owimageimport import OWImportImages
+from widget_helpers import WidgetHelpersTest
 
 SHARED_WORKFLOW = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data",
@@ -315,7 +316,7 @@ class TestOWImportImages(WidgetTest):
         self.assertIn("1 × not an image", html)
 
 
-class TestOldWorkflows(WidgetTest):
+class TestOldWorkflows(WidgetHelpersTest):
     """Workflows saved by the older add-on open with their folder."""
 
     def setUp(self):

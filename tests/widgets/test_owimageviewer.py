@@ -17,6 +17,7 @@ from orangewidget.settings import Context
 
 from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
 from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
+from widget_helpers import WidgetHelpersTest
 
 OLD_VIEWER = "Orange.widgets.data.owimageviewer.OWImageViewer"
 QUALIFIED = "orangecontrib.imageanalytics.widgets.owimageviewer.OWImageViewer"
@@ -235,7 +236,7 @@ class TestOWImageViewer(WidgetTest):
         self.widget.send_report()
 
 
-class TestVisibleRows(WidgetTest):
+class TestVisibleRows(WidgetHelpersTest):
     def test_every_scroll_position_finds_the_rows_in_view(self):
         """At some positions the viewport's top edge lies in the gap between
         two lines of thumbnails; the rows in view must still be found (the
@@ -262,7 +263,7 @@ class TestVisibleRows(WidgetTest):
             self.assertLessEqual(shown, set(view.visible_rows()), f"scrolled to {value}")
 
 
-class TestOldSettings(WidgetTest):
+class TestOldSettings(WidgetHelpersTest):
     def test_version_1_context_dropped(self):
         context = Context(values={"imageAttr": 0, "titleAttr": 1,
                                   "image_attr": (0, -2)},
@@ -325,7 +326,7 @@ def ows_with_viewer(qualified_name, settings) -> str:
 </scheme>"""
 
 
-class TestOldWorkflows(WidgetTest):
+class TestOldWorkflows(WidgetHelpersTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -4,11 +4,11 @@ import unittest
 from AnyQt.QtCore import QPoint, QPointF, Qt
 from AnyQt.QtGui import QWheelEvent
 from AnyQt.QtWidgets import QApplication
-from Orange.widgets.tests.base import WidgetTest
 
 from orangecontrib.imageanalytics.widgets.owimagegrid import OWImageGrid
 from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
 from orangecontrib.imageanalytics.widgets.utils.zoom import zoomed_size
+from widget_helpers import WidgetHelpersTest
 
 
 def wheel(widget, notches, modifiers=Qt.ControlModifier):
@@ -29,7 +29,7 @@ class TestZoomedSize(unittest.TestCase):
         self.assertEqual(zoomed_size(100, 0, 32, 1024, 16), 100)
 
 
-class TestCtrlWheel(WidgetTest):
+class TestCtrlWheel(WidgetHelpersTest):
     def check(self, widget):
         before = widget.imageSize
         wheel(widget.view.viewport(), 2)
