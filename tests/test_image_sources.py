@@ -1,5 +1,8 @@
-"""Tests for image_sources.py: resolving, reading files and URLs, the HTTP cache."""
+"""Tests for image_sources.py: resolving, reading files and URLs, the HTTP
+cache (revalidated, bounded)."""
 
+import contextlib
+import hashlib
 import http.server
 import io
 import os
@@ -23,9 +26,9 @@ from orangecontrib.imageanalytics.images import (
 )
 
 
-def png_bytes(size=(64, 48)) -> bytes:
+def png_bytes(size=(64, 48), color=(0, 0, 255)) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", size, (0, 0, 255)).save(buffer, "PNG")
+    Image.new("RGB", size, color).save(buffer, "PNG")
     return buffer.getvalue()
 
 # ---------------------------------------------------------------- sources
@@ -114,8 +117,17 @@ def test_permission_denied_reason(monkeypatch, tmp_path):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``body`` at /ok..., /slow... and /images/...; ``/n/<i>`` serves
+    bytes of its own. ``etag``, ``modified`` (a Last-Modified date) and
+    ``cache_control`` steer what it says of them; it answers conditional
+    requests with 304. ``answers`` records (path, status, If-None-Match,
+    If-Modified-Since) of each."""
     hits: ClassVar[dict] = {}
+    answers: ClassVar[list] = []
     body = b""
+    etag = True
+    modified = None
+    cache_control = None
 
     def do_GET(self):
         type(self).hits[self.path] = type(self).hits.get(self.path, 0) + 1
@@ -133,35 +145,73 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
-        elif self.path.startswith(("/ok", "/slow", "/images/")):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(self.body)))
-            self.end_headers()
-            self.wfile.write(self.body)
+        elif self.path.startswith(("/ok", "/slow", "/images/", "/n/")):
+            body = self.body
+            if self.path.startswith("/n/"):
+                body = self.path.encode() * 200
+            self.send_content(body)
         else:
             self.send_error(404)
 
+    def send_content(self, body):
+        cls = type(self)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"' if cls.etag else None
+        asked_etag = self.headers.get("If-None-Match")
+        asked_date = self.headers.get("If-Modified-Since")
+        if asked_etag is not None:
+            unchanged = asked_etag == etag
+        else:
+            unchanged = asked_date is not None and asked_date == cls.modified
+        status = 304 if unchanged else 200
+        cls.answers.append((self.path, status, asked_etag, asked_date))
+        self.send_response(status)
+        if etag:
+            self.send_header("ETag", etag)
+        if cls.modified:
+            self.send_header("Last-Modified", cls.modified)
+        if cls.cache_control:
+            self.send_header("Cache-Control", cls.cache_control)
+        if status == 304:
+            self.end_headers()
+            return
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
+
+
+@contextlib.contextmanager
+def serving():
+    """The handler on 127.0.0.1 (HTTP/1.0: every connection closes after its
+    answer, so nothing is left reachable once this ends)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
 
 
 @pytest.fixture
 def server(tmp_path):
     images.set_http_cache_dir(str(tmp_path / "http-cache"))
     _Handler.hits = {}
+    _Handler.answers = []
     _Handler.body = png_bytes()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    _Handler.etag, _Handler.modified, _Handler.cache_control = True, None, None
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler.hits
+        with serving() as base:
+            yield base, _Handler.hits
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
         images.set_http_cache_dir(None)
+        image_sources.set_http_cache_max_bytes(None)
 
 
 def test_http_ok_and_cached(server, tmp_path):
@@ -170,12 +220,160 @@ def test_http_ok_and_cached(server, tmp_path):
     assert result.error is None and result.image.size == (64, 48)
     assert result.image.getpixel((60, 40)) == (0, 0, 255)
     assert read_source(base + "/ok.png") == _Handler.body
-    assert hits["/ok.png"] == 1  # second read came from the disk cache
+    # the second read asked whether it changed; the bytes came from the disk cache
+    assert [status for _, status, _, _ in _Handler.answers] == [200, 304]
     assert any(files for _, _, files in os.walk(tmp_path / "http-cache"))
     images.clear_http_cache()
     assert not (tmp_path / "http-cache").exists()
     assert read_source(base + "/ok.png") == _Handler.body
+    assert _Handler.answers[-1] == ("/ok.png", 200, None, None)
+    assert hits["/ok.png"] == 3
+
+
+def test_edited_image_at_the_same_url_is_seen_etag(server):
+    base, _ = server
+    url = base + "/ok.png"
+    assert load_image(url).image.getpixel((1, 1)) == (0, 0, 255)
+    first_etag = f'"{hashlib.sha256(_Handler.body).hexdigest()[:16]}"'
+    _Handler.body = png_bytes(color=(255, 0, 0))
+    assert load_image(url).image.getpixel((1, 1)) == (255, 0, 0)
+    assert _Handler.answers[1] == ("/ok.png", 200, first_etag, None)
+    # unchanged since: not sent again
+    assert load_image(url).image.getpixel((1, 1)) == (255, 0, 0)
+    assert _Handler.answers[2][1] == 304
+
+
+def test_edited_image_at_the_same_url_is_seen_last_modified(server):
+    base, _ = server
+    url = base + "/ok.png"
+    _Handler.etag = False
+    _Handler.modified = "Wed, 02 Dec 2026 10:00:00 GMT"
+    assert read_source(url) == _Handler.body
+    assert read_source(url) == _Handler.body
+    assert _Handler.answers[1] == ("/ok.png", 304, None, "Wed, 02 Dec 2026 10:00:00 GMT")
+    _Handler.body = png_bytes(color=(0, 255, 0))
+    _Handler.modified = "Wed, 02 Dec 2026 11:00:00 GMT"
+    assert load_image(url).image.getpixel((1, 1)) == (0, 255, 0)
+    assert _Handler.answers[2][1] == 200
+
+
+def test_edited_image_without_validators_is_downloaded_again(server):
+    base, _ = server
+    url = base + "/ok.png"
+    _Handler.etag = False
+    assert read_source(url) == _Handler.body
+    _Handler.body = png_bytes(color=(0, 255, 0))
+    assert read_source(url) == _Handler.body
+    assert [a[1:] for a in _Handler.answers] == [(200, None, None)] * 2
+
+
+def test_cache_control_max_age_is_honoured(server, monkeypatch):
+    base, hits = server
+    url = base + "/ok.png"
+    _Handler.cache_control = "public, max-age=600"
+    old = _Handler.body
+    assert read_source(url) == old
+    _Handler.body = png_bytes(color=(0, 255, 0))
+    # fresh for ten minutes: the server is not asked
+    assert read_source(url) == old
+    assert hits["/ok.png"] == 1
+    later = time.time() + 601
+    monkeypatch.setattr(image_sources.time, "time", lambda: later)
+    assert read_source(url) == _Handler.body
     assert hits["/ok.png"] == 2
+    # and fresh again from then on
+    assert read_source(url) == _Handler.body
+    assert hits["/ok.png"] == 2
+
+
+@pytest.mark.parametrize("cache_control", ["no-cache", "max-age=600, no-cache", "max-age=0"])
+def test_cache_control_revalidate(server, cache_control):
+    base, hits = server
+    _Handler.cache_control = cache_control
+    for _ in range(3):
+        assert read_source(base + "/ok.png") == _Handler.body
+    assert [a[1] for a in _Handler.answers] == [200, 304, 304]
+
+
+def test_cache_control_no_store_keeps_nothing(server, tmp_path):
+    base, hits = server
+    assert read_source(base + "/ok.png") == _Handler.body
+    _Handler.cache_control = "no-store"
+    _Handler.body = png_bytes(color=(0, 255, 0))
+    assert read_source(base + "/ok.png") == _Handler.body
+    # the older copy went too
+    assert not any(files for _, _, files in os.walk(tmp_path / "http-cache"))
+    assert read_source(base + "/ok.png") == _Handler.body
+    # asked again without a condition: nothing was kept to compare with
+    assert _Handler.answers[2] == ("/ok.png", 200, None, None)
+
+
+def cache_files(folder):
+    return {os.path.join(root, name): os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_http_cache_bounded_least_recently_used_out(server, tmp_path):
+    base, hits = server
+    _Handler.cache_control = "max-age=600"  # reads of kept copies ask nobody
+    assert read_source(base + "/n/0") == b"/n/0" * 200
+    (entry_size,) = cache_files(tmp_path / "http-cache").values()
+    image_sources.set_http_cache_max_bytes(3 * entry_size + entry_size // 2)
+    read_source(base + "/n/1")
+    read_source(base + "/n/2")
+    read_source(base + "/n/0")  # used again: /n/1 is now the least recent
+    read_source(base + "/n/3")
+    assert sum(cache_files(tmp_path / "http-cache").values()) <= image_sources.http_cache_max_bytes()
+    for n in (0, 2, 3):
+        assert read_source(base + f"/n/{n}") == f"/n/{n}".encode() * 200
+    assert [hits[f"/n/{n}"] for n in range(4)] == [1, 1, 1, 1]
+    assert read_source(base + "/n/1") == b"/n/1" * 200
+    assert hits["/n/1"] == 2
+
+
+def test_http_cache_over_its_bound_shrinks(server, tmp_path):
+    # a cache left larger by an earlier run (or a lower bound) shrinks at
+    # the next download
+    base, _ = server
+    _Handler.cache_control = "max-age=600"
+    for n in range(6):
+        read_source(base + f"/n/{n}")
+    image_sources.set_http_cache_max_bytes(1000)
+    read_source(base + "/n/6")
+    assert sum(cache_files(tmp_path / "http-cache").values()) <= 1000
+    assert read_source(base + "/n/6") == b"/n/6" * 200
+
+
+@pytest.mark.parametrize("kept", [b"bytes kept by an older version",
+                                  image_sources._ENTRY_MAGIC + b"{damaged\n"])
+def test_older_or_damaged_cache_entry_is_replaced(server, kept):
+    base, _ = server
+    url = base + "/ok.png"
+    path = image_sources._cache_path(url)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+        f.write(kept)
+    assert read_source(url) == _Handler.body
+    assert _Handler.answers == [("/ok.png", 200, None, None)]
+    assert read_source(url) == _Handler.body
+    assert _Handler.answers[-1][1] == 304
+
+
+@pytest.mark.parametrize("cache_control, served", [(None, True),
+                                                   ("must-revalidate", False),
+                                                   ("no-cache", False)])
+def test_unreachable_server(server, cache_control, served):
+    # the kept copy stands in while its server cannot be asked, unless the
+    # server said that it must not
+    _Handler.cache_control = cache_control
+    with serving() as base:
+        assert read_source(base + "/ok.png") == _Handler.body
+    if served:
+        assert read_source(base + "/ok.png", timeout=5) == _Handler.body
+    else:
+        with pytest.raises(ImageLoadError, match="connection failed"):
+            read_source(base + "/ok.png", timeout=5)
+    assert len(_Handler.answers) == 1
 
 
 def test_clear_http_cache_deletes_only_downloads(server, tmp_path):
@@ -257,8 +455,6 @@ def test_http_cache_dir_env(monkeypatch, tmp_path):
         images.set_http_cache_dir(None)
     monkeypatch.delenv(images.HTTP_CACHE_ENV)
     assert images.http_cache_dir().endswith("http")
-
-
 
 
 @pytest.mark.parametrize("value, origin", [

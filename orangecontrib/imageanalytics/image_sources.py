@@ -10,27 +10,33 @@ all of this; import it from there.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import BinaryIO
 from urllib.parse import unquote, urljoin, urlparse
 from urllib.request import url2pathname
 
 __all__ = [
+    "DEFAULT_HTTP_CACHE_BYTES",
     "DEFAULT_MAX_BYTES",
     "HTTP_CACHE_ENV",
     "ImageLoadError",
     "clear_http_cache",
     "http_cache_dir",
+    "http_cache_max_bytes",
     "is_url",
     "open_local",
     "read_source",
     "resolve_source",
     "set_http_cache_dir",
+    "set_http_cache_max_bytes",
 ]
 
 #: Largest file (or HTTP body) that is read into memory.
@@ -140,8 +146,10 @@ def read_source(source: str, *, timeout: float = 30.0,
                 max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """Read the bytes of a local file, a ``file:`` URL or an http(s) URL.
 
-    HTTP responses are kept in an on-disk cache (see :func:`http_cache_dir`),
-    so each URL is downloaded once.
+    HTTP responses are kept in an on-disk cache bounded in bytes (see
+    :func:`http_cache_dir`): a kept copy is used while the server says it is
+    fresh, else the server is asked whether it changed (ETag,
+    Last-Modified) and sends new bytes only if it did.
 
     Parameters
     ----------
@@ -231,10 +239,36 @@ def _read_file(path: str, max_bytes: int) -> bytes:
 
 
 # ---------------------------------------------------------------- HTTP
+#
+# The download cache is a folder of files, one per URL (named by the URL's
+# SHA-256), each a header line of JSON (the validators and how long the copy
+# is fresh) and the body. A copy is used without asking the server only
+# while the server's Cache-Control (or Expires) says it is fresh; otherwise
+# the server is asked with its ETag / Last-Modified and answers "304 Not
+# Modified" (the copy is used) or sends the new bytes: an image edited at
+# the same address is never served stale, and one that did not change is not
+# downloaded again. No freshness is guessed where the server gives none. When
+# the server cannot be reached, the copy is used unless the server said it
+# must be revalidated (no-cache, must-revalidate). The folder is bounded in
+# bytes: a file's modification time is its last use, the least recently used
+# go first.
+
+#: Default bound on the bytes of the downloads kept on disk.
+DEFAULT_HTTP_CACHE_BYTES: int = 1024 * 2**20
 
 _http_lock = threading.Lock()
 _http_client = None
 _cache_dir_override: str | None = None
+_cache_max_bytes: int = DEFAULT_HTTP_CACHE_BYTES
+# bytes written since the folder was last counted; None until this process
+# first writes (then what earlier runs left is counted too)
+_added: int | None = None
+_added_lock = threading.Lock()
+# the folder is counted again after this share of the bound was written
+_EVICT_SLACK = 0.05
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+_ENTRY_MAGIC = b"orange-imageanalytics-http 1\n"
 
 
 def set_http_cache_dir(path: str | None) -> None:
@@ -258,6 +292,20 @@ def http_cache_dir() -> str:
     from orangecontrib.imageanalytics.embedders.cache import cache_folder
 
     return os.path.join(cache_folder(), "http")
+
+
+def set_http_cache_max_bytes(max_bytes: int | None) -> None:
+    """Bound the on-disk HTTP cache to ``max_bytes``; None restores
+    :data:`DEFAULT_HTTP_CACHE_BYTES`. Takes effect at the next download."""
+    global _cache_max_bytes, _added
+    _cache_max_bytes = DEFAULT_HTTP_CACHE_BYTES if max_bytes is None else int(max_bytes)
+    with _added_lock:
+        _added = None
+
+
+def http_cache_max_bytes() -> int:
+    """The bound, in bytes, on the on-disk HTTP cache."""
+    return _cache_max_bytes
 
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -310,16 +358,60 @@ def _cache_path(url: str) -> str:
     return os.path.join(http_cache_dir(), digest[:2], digest)
 
 
-def _cache_get(url: str) -> bytes | None:
+@dataclass(frozen=True)
+class _Entry:
+    body: bytes
+    etag: str | None = None
+    last_modified: str | None = None
+    fresh_until: float = 0.0  # seconds since the epoch
+    revalidate: bool = False  # never used without the server's word
+
+    def header(self) -> bytes:
+        meta = {"etag": self.etag, "last_modified": self.last_modified,
+                "fresh_until": self.fresh_until, "revalidate": self.revalidate}
+        return _ENTRY_MAGIC + json.dumps(meta).encode("ascii") + b"\n"
+
+
+def _cache_get(url: str) -> _Entry | None:
     try:
         with open(_cache_path(url), "rb") as f:
-            return f.read()
+            data = f.read()
     except OSError:
         return None
+    if not data.startswith(_ENTRY_MAGIC):
+        # written by an older version: the bytes with nothing to revalidate
+        # them by; downloaded again when the server can be reached
+        return _Entry(data) if data else None
+    end = data.find(b"\n", len(_ENTRY_MAGIC))
+    try:
+        meta = json.loads(data[len(_ENTRY_MAGIC):end])
+        entry = _Entry(data[end + 1:], meta["etag"], meta["last_modified"],
+                       float(meta["fresh_until"]), bool(meta["revalidate"]))
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: a miss
+    return entry if end > 0 and entry.body else None
 
 
-def _cache_put(url: str, data: bytes) -> None:
+def _stamp() -> int:
+    """Now in nanoseconds, later than any stamp given before in this process
+    (file times are often coarser than the order of uses)."""
+    global _last_stamp
+    with _stamp_lock:
+        _last_stamp = max(time.time_ns(), _last_stamp + 1)
+        return _last_stamp
+
+
+def _touch(path: str) -> None:
+    stamp = _stamp()
+    try:
+        os.utime(path, ns=(stamp, stamp))
+    except OSError:
+        pass
+
+
+def _cache_put(url: str, entry: _Entry) -> None:
     path = _cache_path(url)
+    data = entry.header() + entry.body
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
@@ -332,7 +424,112 @@ def _cache_put(url: str, data: bytes) -> None:
             os.unlink(tmp)
             raise
     except OSError:
-        pass  # a cache that cannot be written only costs a download
+        return  # a cache that cannot be written only costs a download
+    _touch(path)
+    global _added
+    with _added_lock:
+        if _added is None:
+            check, _added = True, 0
+        else:
+            _added += len(data)
+            check = _added > _cache_max_bytes * _EVICT_SLACK
+            if check:
+                _added = 0
+    if check:
+        _evict()
+
+
+def _cache_drop(url: str) -> None:
+    try:
+        os.unlink(_cache_path(url))
+    except OSError:
+        pass
+
+
+def _evict() -> None:
+    """Delete the least recently used downloads beyond the bound."""
+    root = http_cache_dir()
+    entries, total = [], 0
+    try:
+        shards = os.listdir(root)
+    except OSError:
+        return
+    for shard in shards:
+        if len(shard) != 2 or not set(shard) <= _HEX_DIGITS:
+            continue
+        try:
+            with os.scandir(os.path.join(root, shard)) as it:
+                for item in it:
+                    # unfinished files belong to writers still at work
+                    if item.name.endswith(".part") or not _is_cache_entry(shard, item.name):
+                        continue
+                    try:
+                        st = item.stat()
+                    except OSError:
+                        continue
+                    entries.append((st.st_mtime_ns, st.st_size, item.path))
+                    total += st.st_size
+        except OSError:
+            continue
+    entries.sort()
+    for _, size, path in entries:
+        if total <= _cache_max_bytes:
+            break
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # in use (Windows): its bytes stay counted
+        total -= size
+
+
+def _cache_control(headers) -> dict[str, str]:
+    directives = {}
+    for part in ",".join(headers.get_list("Cache-Control")).split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            directives[name.lower()] = value.strip().strip('"')
+    if not directives and "no-cache" in headers.get("Pragma", "").lower():
+        directives["no-cache"] = ""  # HTTP/1.0
+    return directives
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _seconds(value: str) -> float:
+    try:
+        return max(0.0, float(int(value)))
+    except ValueError:
+        return 0.0
+
+
+def _fresh_until(headers, directives: dict[str, str], now: float) -> float:
+    """Until when a response may be used without asking the server."""
+    if "no-cache" in directives:
+        return 0.0
+    if "max-age" in directives:
+        lifetime = _seconds(directives["max-age"])
+    else:
+        expires = _http_date(headers.get("Expires"))
+        if expires is None:
+            # no freshness given: ask every time (no heuristic lifetime, so
+            # that an edit is seen at once)
+            return 0.0
+        lifetime = expires - (_http_date(headers.get("Date")) or now)
+    lifetime -= _seconds(headers.get("Age", "0"))
+    return now + lifetime if lifetime > 0 else 0.0
+
+
+class _Unreachable(ImageLoadError):
+    """The server did not answer (connection failed, timed out)."""
 
 
 def _client():
@@ -350,16 +547,64 @@ def _client():
 
 
 def _read_http(url: str, timeout: float, max_bytes: int) -> bytes:
-    cached = _cache_get(url)
-    if cached:
-        return cached
+    entry = _cache_get(url)
+    if entry is not None and time.time() < entry.fresh_until:
+        _touch(_cache_path(url))
+        return entry.body
+    conditions = {}
+    if entry is not None:
+        if entry.etag:
+            conditions["If-None-Match"] = entry.etag
+        if entry.last_modified:
+            conditions["If-Modified-Since"] = entry.last_modified
+    try:
+        status, data, headers = _download(url, timeout, max_bytes, conditions)
+    except _Unreachable:
+        if entry is None or entry.revalidate:
+            raise
+        return entry.body  # the server could not say that it changed
+    now = time.time()
+    directives = _cache_control(headers)
+    if status == 304 and entry is not None:
+        renewed = _Entry(entry.body, headers.get("ETag") or entry.etag,
+                         headers.get("Last-Modified") or entry.last_modified,
+                         _fresh_until(headers, directives, now),
+                         "no-cache" in directives or "must-revalidate" in directives
+                         or entry.revalidate)
+        if "no-store" in directives:
+            _cache_drop(url)
+        elif renewed != entry:
+            _cache_put(url, renewed)
+        else:
+            _touch(_cache_path(url))
+        return entry.body
+    if status >= 300:  # 304 to a request that set no condition, 4xx, 5xx
+        raise ImageLoadError(f"HTTP {status}")
+    if not data:
+        raise ImageLoadError("empty file")
+    # an HTML page (a login or error page answered with 200) would
+    # otherwise be kept in place of the image
+    if "no-store" in directives or headers.get("Content-Type", "").startswith("text/"):
+        if entry is not None:
+            _cache_drop(url)  # outdated, and not to be kept
+    else:
+        _cache_put(url, _Entry(
+            data, headers.get("ETag"), headers.get("Last-Modified"),
+            _fresh_until(headers, directives, now),
+            "no-cache" in directives or "must-revalidate" in directives))
+    return data
+
+
+def _download(url: str, timeout: float, max_bytes: int,
+              conditions: dict[str, str]) -> tuple[int, bytes, object]:
+    """GET ``url``: its status, body (empty for 304 and errors) and headers."""
     import httpx
 
     deadline = time.monotonic() + timeout
     try:
-        with _client().stream("GET", url, timeout=timeout) as response:
-            if response.status_code >= 400:
-                raise ImageLoadError(f"HTTP {response.status_code}")
+        with _client().stream("GET", url, timeout=timeout, headers=conditions) as response:
+            if response.status_code >= 300:
+                return response.status_code, b"", response.headers
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise _too_big(int(length))
@@ -369,27 +614,16 @@ def _read_http(url: str, timeout: float, max_bytes: int) -> bytes:
                 if total > max_bytes:
                     raise _too_big(total)
                 if time.monotonic() > deadline:
-                    raise ImageLoadError("timed out")
+                    raise _Unreachable("timed out")
                 chunks.append(chunk)
-            # an HTML page (a login or error page answered with 200) would
-            # otherwise stay cached forever in place of the image
-            no_store = ("no-store" in response.headers.get("Cache-Control", "").lower()
-                        or response.headers.get("Content-Type", "").startswith("text/"))
+            return response.status_code, b"".join(chunks), response.headers
     except httpx.TimeoutException:
-        raise ImageLoadError("timed out") from None
+        raise _Unreachable("timed out") from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         raise ImageLoadError("invalid URL") from None
     except httpx.TooManyRedirects:
         raise ImageLoadError("too many redirects") from None
     except httpx.TransportError as e:
-        raise ImageLoadError(f"connection failed: {e or type(e).__name__}") from None
+        raise _Unreachable(f"connection failed: {e or type(e).__name__}") from None
     except httpx.HTTPError as e:
         raise ImageLoadError(f"download failed: {e or type(e).__name__}") from None
-    data = b"".join(chunks)
-    if not data:
-        raise ImageLoadError("empty file")
-    if not no_store:
-        _cache_put(url, data)
-    return data
-
-
