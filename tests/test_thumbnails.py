@@ -2,12 +2,13 @@
 import io
 import multiprocessing
 import os
+import shutil
 import time
 
 import pytest
 from PIL import Image
 
-from orangecontrib.imageanalytics import thumbnails
+from orangecontrib.imageanalytics import image_sources, thumbnails
 from orangecontrib.imageanalytics.thumbnails import (
     SIZE_BUCKETS,
     Thumbnail,
@@ -138,6 +139,85 @@ def test_cache_hit_and_edited_file_not_stale(tmp_path):
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     edited = make_thumbnail(path, 64, cache=cache)
     assert edited.image.getpixel((1, 1))[2] > 240 and edited.image.getpixel((1, 1))[0] < 10
+
+
+def is_red(thumb):  # kept as JPEG: near, not exactly
+    r, g, b = thumb.image.getpixel((1, 1))[:3]
+    return r > 240 and g < 15 and b < 15
+
+
+def is_blue(thumb):
+    r, g, b = thumb.image.getpixel((1, 1))[:3]
+    return b > 240 and r < 15 and g < 15
+
+
+def _next_file_time(path):
+    """Wait until a file written now gets another change time than ``path``
+    (file times are coarser than a test's steps); bounded."""
+    probe = str(path) + ".probe"
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        with open(probe, "wb"):
+            pass
+        if os.stat(probe).st_ctime_ns != os.stat(path).st_ctime_ns:
+            break
+        time.sleep(0.001)
+    os.unlink(probe)
+
+
+@pytest.mark.parametrize("how", ["copy", "rename"])
+def test_edit_keeping_size_and_mtime_not_stale(tmp_path, how):
+    # cp -p and some sync tools write new bytes but keep the size and the
+    # modification time
+    cache = ThumbnailCache(str(tmp_path / "cache"))
+    path = write_photo(tmp_path / "p.bmp", (40, 30), color=(255, 0, 0))
+    assert is_red(make_thumbnail(path, 64, cache=cache))
+    _next_file_time(path)
+    before = os.stat(path)
+    edited = write_photo(tmp_path / "edited.bmp", (40, 30), color=(0, 0, 255))
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if how == "copy":
+        shutil.copy2(edited, path)  # as cp -p: into the same file
+    else:
+        os.replace(edited, path)  # a new file in its place
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert is_blue(make_thumbnail(path, 64, cache=cache))
+    assert len(cache) == 2
+
+
+def test_edited_image_at_the_same_url_not_stale(tmp_path, monkeypatch):
+    image_sources.set_http_cache_dir(str(tmp_path / "http"))
+    cache = ThumbnailCache(str(tmp_path / "cache"))
+    decoded = []
+    real = thumbnails.decode_image
+
+    def counting(*args, **kwargs):
+        decoded.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(thumbnails, "decode_image", counting)
+
+    def png(color):
+        buf = io.BytesIO()
+        Image.new("RGB", (30, 20), color).save(buf, "PNG")
+        return buf.getvalue()
+
+    files = {"/a.png": png((255, 0, 0))}
+    try:
+        with image_server(files) as base:
+            thumb = make_thumbnail(base + "/a.png", 64, cache=cache)
+            assert is_red(thumb)
+            # unchanged: the kept thumbnail, nothing decoded
+            thumb = make_thumbnail(base + "/a.png", 64, cache=cache)
+            assert is_red(thumb)
+            assert len(decoded) == 1
+            files["/a.png"] = png((0, 0, 255))
+            thumb = make_thumbnail(base + "/a.png", 64, cache=cache)
+            assert is_blue(thumb)
+            assert len(decoded) == 2
+    finally:
+        image_sources.set_http_cache_dir(None)
 
 
 def test_cache_hit_does_not_read_the_file(tmp_path, monkeypatch):

@@ -8,9 +8,13 @@ kept; every failure comes back as that module's human reason.
 
 The disk cache is one SQLite file in the user's cache folder
 (``$ORANGE_IMAGEANALYTICS_THUMBNAIL_CACHE`` overrides the folder). Entries
-hold the thumbnail encoded as PNG (with alpha) or JPEG, never pickles; a
-local file's key includes its modification time and size, so an edited
-photo is never served stale. Size is bounded in bytes; the least recently
+hold the thumbnail encoded as PNG (with alpha) or JPEG, never pickles. A
+local file's key includes its modification time and size, and its inode and
+change time, which every write moves even when a copy keeps the first two
+(``cp -p``, sync tools); a URL's key is the digest of the bytes the HTTP
+cache gives after asking the server whether they changed. So an edited photo
+is never served stale. (Windows keeps no change time: there an edit that
+keeps size and modification time in place is not seen.) Size is bounded in bytes; the least recently
 used entries go first. SQLite's locking (WAL, a busy timeout) makes it safe
 for several threads and processes at once; a cache that cannot be used is
 skipped, never an error for the caller.
@@ -307,12 +311,18 @@ def default_cache() -> ThumbnailCache:
     return DEFAULT_CACHE
 
 
-def cache_key(resolved: str, bucket: int) -> str | None:
-    """The cache key of a resolved source at a bucket; None for a local file
-    that cannot be looked at (missing: nothing to cache)."""
-    if is_url(resolved) and not resolved.lower().startswith("file:"):
-        # the HTTP cache keeps the bytes by URL too: a URL stands for its content
-        ident = f"url\0{resolved}"
+def cache_key(resolved: str, bucket: int, data: bytes | None = None) -> str | None:
+    """The cache key of a resolved source at a bucket.
+
+    A local file's key names its version (path, size, modification and
+    change time, inode), looked up without reading it; None when it cannot
+    be looked at (missing: nothing to cache). A URL's key is the digest of
+    its bytes ``data``; None without them.
+    """
+    if _is_download(resolved):
+        if data is None:
+            return None
+        ident = f"url\0{hashlib.sha256(data).hexdigest()}"
     else:
         path = resolved
         if resolved.lower().startswith("file:"):
@@ -322,8 +332,14 @@ def cache_key(resolved: str, bucket: int) -> str | None:
             st = os.stat(path)
         except (OSError, ValueError):
             return None
-        ident = f"file\0{os.path.abspath(path)}\0{st.st_mtime_ns}\0{st.st_size}"
+        # st_ctime: the last change on POSIX, which no tool sets back
+        ident = (f"file\0{os.path.abspath(path)}\0{st.st_mtime_ns}\0{st.st_size}"
+                 f"\0{st.st_ino}\0{st.st_ctime_ns}")
     return hashlib.sha256(f"{ident}\0{bucket}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_download(resolved: str) -> bool:
+    return is_url(resolved) and not resolved.lower().startswith("file:")
 
 
 def make_thumbnail(value: str | None, size: int, *, origin: str | None = None,
@@ -361,13 +377,19 @@ def _make(value, size, origin, cache) -> Thumbnail:
     resolved = resolve_source(value, origin)
     if resolved is None:
         return Thumbnail(None, "missing value")
-    key = cache_key(resolved, bucket) if cache is not None else None
-    if key is not None:
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
+    data = None
     try:
-        data = read_source(resolved)
+        if _is_download(resolved) and cache is not None:
+            # the HTTP cache asks the server whether the bytes changed; the
+            # thumbnail is then looked up by what they are
+            data = read_source(resolved)
+        key = cache_key(resolved, bucket, data) if cache is not None else None
+        if key is not None:
+            cached = cache.get(key)
+            if cached is not None:
+                return cached
+        if data is None:
+            data = read_source(resolved)
         # at least the bucket in both sides: a landscape photo's short side
         # then still fills a square cell
         image = decode_image(data, min_size=(bucket, bucket), keep_alpha=True)
