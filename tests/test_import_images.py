@@ -377,3 +377,30 @@ def test_real_folder_wins_over_a_link_to_it(tmp_path, monkeypatch, reverse):
     table = import_images(tmp_path).table
     assert list(table.get_column("image")) == ["birds/owl.jpg", "zoo/lion.jpg"]
     assert table.domain.class_var.values == ("birds", "zoo")
+
+
+XPM = b"""/* XPM */
+static char *picture[] = {
+"4 2 2 1",
+"r c #FF0000",
+"b c #0000FF",
+"rrbb",
+"rrbb"
+};
+"""
+
+
+def test_x_bitmaps_and_pixmaps_are_imported_as_in_earlier_versions(tmp_path):
+    Image.new("1", (16, 8), 1).save(tmp_path / "mark.xbm")
+    (tmp_path / "flag.xpm").write_bytes(XPM)
+    # an XPM that Pillow cannot decode is skipped with its reason
+    (tmp_path / "broken.xpm").write_bytes(XPM.replace(b'"4 2 2 1"', b'"4 2 2 9"'))
+
+    result = import_images(tmp_path)
+    table = result.table
+    assert sorted(table.get_column("image")) == ["flag.xpm", "mark.xbm"]
+    sizes = dict(zip(table.get_column("image"),
+                     zip(table.get_column("width"), table.get_column("height"))))
+    assert sizes == {"flag.xpm": (4, 2), "mark.xbm": (16, 8)}
+    reasons = dict(result.skipped)
+    assert list(reasons) == ["broken.xpm"] and reasons["broken.xpm"]

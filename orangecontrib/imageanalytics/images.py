@@ -67,6 +67,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({
     ".webp",
     ".pbm", ".pgm", ".ppm", ".pnm",
     ".ico",
+    ".xbm", ".xpm",  # X bitmaps and pixmaps, as the older add-on listed them
     ".heic", ".heif", ".hif",
     ".avif",
     ".svg", ".svgz",
