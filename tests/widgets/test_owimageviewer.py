@@ -142,6 +142,10 @@ class TestOWImageViewer(WidgetTest):
         self.assertEqual(annotated.domain.class_var.name, "Selected")
         self.assertEqual(list(annotated.Y), [0, 1, 0, 1, 0])
         self.assertEqual(self.widget.selected_items, {self.names[1], self.names[3]})
+        # runs of rows
+        self.widget.select_rows([4, 0, 1, 2])
+        selected = self.get_output(self.widget.Outputs.selected_data)
+        self.assertEqual(list(selected.metas[:, 0]), [self.names[i] for i in (0, 1, 2, 4)])
 
     def test_ctrl_a_and_keys(self):
         data = image_table(self.names, self.folder)
@@ -225,6 +229,7 @@ class TestOWImageViewer(WidgetTest):
         preview = self.widget.preview
         self.assertTrue(preview.isVisible())
         self.assertIn("photo1", preview.image_label.toolTip())
+        self.assertIn("photo1.jpg", preview.caption.text())
         preview.navigate.emit(Qt.Key_Right)
         self.assertEqual(view.currentIndex().row(), 2)
         self.assertIn("photo2", preview.image_label.toolTip())
@@ -232,8 +237,19 @@ class TestOWImageViewer(WidgetTest):
         self.assertFalse(preview.isVisible())
 
     def test_report(self):
-        self.send_signal(self.widget.Inputs.data, image_table(self.names, self.folder))
-        self.widget.send_report()
+        names = [*self.names, "gone.jpg"]
+        data = image_table(names, self.folder, labels=list("aabbab"))
+        self.send_signal(self.widget.Inputs.data, data)
+        self.wait_loaded()
+        self.widget.select_rows([1, 3])
+        self.widget.create_report_html()
+        report = self.widget.report_html
+        for item in ("<b>Image column:</b> image</br>", "<b>Title:</b> label</br>",
+                     "<b>Images:</b> 6</br>", "<b>Could not be shown:</b> 1</br>",
+                     "<b>Selected:</b> 2</br>"):
+            self.assertIn(item, report)
+        # a picture of the thumbnails
+        self.assertIn('<img src="data:image/png;base64,', report)
 
 
 class TestVisibleRows(WidgetHelpersTest):

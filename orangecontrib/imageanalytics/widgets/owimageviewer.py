@@ -10,20 +10,12 @@ from __future__ import annotations
 import gc
 
 import numpy as np
-from AnyQt.QtCore import (
-    QEvent,
-    QItemSelection,
-    QItemSelectionModel,
-    QModelIndex,
-    QPoint,
-    QSize,
-    Qt,
-    QTimer,
-)
+from AnyQt.QtCore import QEvent, QSize, Qt, QTimer
 from AnyQt.QtGui import QKeyEvent
-from AnyQt.QtWidgets import QAbstractItemView, QApplication, QLabel, QListView
+from AnyQt.QtWidgets import QApplication, QLabel
 from Orange.data import StringVariable, Table, Variable
 from Orange.widgets import gui
+from Orange.widgets.report.report import get_html_img
 from Orange.widgets.settings import (
     ContextSetting,
     DomainContextHandler,
@@ -44,6 +36,7 @@ from orangecontrib.imageanalytics.widgets.utils.image_list import (
     ThumbnailDelegate,
     ValueRole,
 )
+from orangecontrib.imageanalytics.widgets.utils.image_list_view import ImageListView
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 from orangecontrib.imageanalytics.widgets.utils.zoom import CtrlWheelZoom
@@ -76,54 +69,6 @@ def default_title_attr(domain, image_attr) -> Variable | None:
                 and var.attributes.get("type") != "image":
             return var
     return None
-
-
-class ImageListView(QListView):
-    """A grid of thumbnails; tells when the visible rows change."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        # icon mode keeps the laid-out cells in a tree, so painting and
-        # hit-testing a scrolled view cost the same at 200 and 50,000 rows
-        # (list mode with wrapping walks all rows on every scroll)
-        self.setViewMode(QListView.IconMode)
-        self.setMovement(QListView.Static)
-        self.setFlow(QListView.LeftToRight)
-        self.setWrapping(True)
-        self.setResizeMode(QListView.Adjust)
-        self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.Batched)
-        self.setBatchSize(500)
-        self.setSelectionMode(QAbstractItemView.ExtendedSelection)
-        self.setSelectionRectVisible(True)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollPerPixel)
-        self.setMouseTracking(True)
-        self.setSpacing(2)
-
-    def visible_rows(self) -> range:
-        """The rows whose cells the viewport shows now."""
-        model = self.model()
-        if model is None or model.rowCount() == 0:
-            return range(0)
-        n = model.rowCount()
-        area = self.viewport().rect()
-        cell = self.visualRect(model.index(0))
-        step_x = cell.width() + 2 * self.spacing()
-        step_y = cell.height() + 2 * self.spacing()
-        # the first cell on the top line: the top edge may lie in the gap
-        # between two lines, so look down until a cell is hit
-        first = QModelIndex()
-        for dy in range(0, max(1, step_y) + 1, 2):
-            first = self.indexAt(QPoint(area.left() + step_x // 2, area.top() + dy))
-            if first.isValid():
-                break
-        start = first.row() if first.isValid() else 0
-        per_line = max(1, area.width() // max(1, step_x))
-        lines = area.height() // max(1, step_y) + 2
-        stop = min(n, start + per_line * lines)
-        while stop > start and not self.visualRect(model.index(stop - 1)).intersects(area):
-            stop -= 1
-        return range(start, stop)
 
 
 class OWImageViewer(OWWidget):
@@ -341,19 +286,12 @@ class OWImageViewer(OWWidget):
         if not self.selected_items:
             return
         wanted = self.selected_items
-        rows = [i for i, value in enumerate(self.model.values)
-                if value is not None and str(value) in wanted]
-        selection = QItemSelection()
-        for start, stop in _runs(rows):
-            selection.select(self.model.index(start), self.model.index(stop))
-        self.view.selectionModel().select(selection, QItemSelectionModel.ClearAndSelect)
+        self.view.select_rows(i for i, value in enumerate(self.model.values)
+                              if value is not None and str(value) in wanted)
 
     def select_rows(self, rows) -> None:
         """Select these rows (as a click or rubber band would)."""
-        selection = QItemSelection()
-        for start, stop in _runs(sorted(rows)):
-            selection.select(self.model.index(start), self.model.index(stop))
-        self.view.selectionModel().select(selection, QItemSelectionModel.ClearAndSelect)
+        self.view.select_rows(rows)
 
     @gui.deferred
     def commit(self) -> None:
@@ -409,7 +347,8 @@ class OWImageViewer(OWWidget):
             ("Could not be shown", f"{len(self.model.failures()):,}"),
             ("Selected", f"{len(self._selection_rows):,}"),
         ))
-        self.report_plot()
+        # report_plot() takes graphics views only; this is a list view
+        self.report_raw(get_html_img(self.view))
 
     def onDeleteWidget(self) -> None:
         self.loader.shutdown()
@@ -429,21 +368,6 @@ class OWImageViewer(OWWidget):
                 if name == "title_attr" and value is not None \
                         and not (isinstance(value, tuple) and len(value) == 2):
                     del values[name]
-
-
-def _runs(rows):
-    """(first, last) of each run of consecutive numbers in sorted ``rows``."""
-    start = prev = None
-    for row in rows:
-        if start is None:
-            start = prev = row
-        elif row == prev + 1:
-            prev = row
-        else:
-            yield start, prev
-            start = prev = row
-    if start is not None:
-        yield start, prev
 
 
 if __name__ == "__main__":  # pragma: no cover
