@@ -1,10 +1,15 @@
-"""The grid view centres a grid smaller than itself and maps clicks to cells."""
+"""The grid view centres a grid smaller than itself, maps clicks to cells,
+fits itself to its window and names the image under the mouse."""
 import unittest
 
-from AnyQt.QtCore import QPoint
+import numpy as np
+from AnyQt.QtCore import QEvent, QPoint
+from AnyQt.QtGui import QHelpEvent
+from AnyQt.QtWidgets import QApplication, QToolTip
 from Orange.widgets.tests.base import GuiTest
 
-from orangecontrib.imageanalytics.widgets.utils.grid_view import GridView
+from orangecontrib.imageanalytics.widgets.utils.grid_view import (
+    MARGIN, GridView, cell_tooltip)
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 
 
@@ -44,6 +49,61 @@ class TestGridGeometry(GuiTest):
         self.assertEqual(self.view.cell_at(QPoint(5, 5)), 60)
         self.assertIn(60, self.view.visible_cells())
         self.assertNotIn(0, self.view.visible_cells())
+
+    def test_fit_to_window(self):
+        fitted = []
+        self.view.cellSizeFitted.connect(fitted.append)
+        self.view.set_grid(8, 4, list(range(30)), [None] * 30, None)
+        self.view.set_fit(True)
+        vp = self.view.viewport().size()
+        size = self.view.cell_size
+        self.assertEqual(fitted, [size])
+        # every cell in view, and one pixel more would not fit down
+        self.assertLessEqual(8 * (size + MARGIN), vp.height())
+        self.assertGreater(8 * (size + 1 + MARGIN), vp.height())
+        self.assertTrue(self.view.viewport().rect().contains(self.view.cell_rect(31)))
+        # labels take room below each cell: the cells shrink to keep all in view
+        self.view.set_labels(["x"] * 30)
+        self.assertLess(self.view.cell_size, size)
+        self.assertTrue(self.view.viewport().rect().contains(self.view.cell_rect(31)))
+        size = self.view.cell_size
+        # the window grows: the cells grow with it
+        self.view.resize(900, 900)
+        QApplication.processEvents()
+        self.assertGreater(self.view.cell_size, size)
+        self.assertEqual(fitted[-1], self.view.cell_size)
+        # off: the size no longer follows the window
+        self.view.set_fit(False)
+        kept = self.view.cell_size
+        self.view.resize(500, 500)
+        QApplication.processEvents()
+        self.assertEqual(self.view.cell_size, kept)
+
+    def test_tooltip_names_file_title_and_group(self):
+        values = [f"photos/cats/cat{i}.jpg" for i in range(6)]
+        self.view.set_grid(2, 3, [5, 4, 3, 2, 1, 0], values, None)
+        self.view.titles = [f"title {i}" for i in range(6)]
+        self.view.groups = np.array([0, 2, 0, 0, 0, 0])
+        # data row 1 sits in cell 4
+        text = self.view.tooltip_at(self.view.cell_rect(4).center())
+        self.assertIn("cat1.jpg", text)
+        self.assertNotIn("photos/cats", text)
+        self.assertIn("title 1", text)
+        self.assertIn("G2", text)
+        self.assertIn("In no group", self.view.tooltip_at(self.view.cell_rect(0).center()))
+        self.assertEqual(self.view.tooltip_at(QPoint(1, 1)), "")
+        # the viewport shows it on hover
+        vp = self.view.viewport()
+        pos = self.view.cell_rect(4).center()
+        QApplication.sendEvent(vp, QHelpEvent(QEvent.ToolTip, pos, vp.mapToGlobal(pos)))
+        self.assertIn("cat1.jpg", QToolTip.text())
+        QToolTip.hideText()
+
+    def test_tooltip_text(self):
+        self.assertEqual(cell_tooltip("a/b<1>.png", None, 0, None),
+                         "<b>b&lt;1&gt;.png</b><br/>In no group")
+        self.assertEqual(cell_tooltip("http://x.org/p/q.jpg", "Cat", 3, "Not found"),
+                         "<b>q.jpg</b><br/>Cat<br/>Group G3<br/><i>Not found</i>")
 
 
 if __name__ == "__main__":

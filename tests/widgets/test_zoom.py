@@ -7,7 +7,7 @@ from AnyQt.QtWidgets import QApplication
 
 from orangecontrib.imageanalytics.widgets.owimagegrid import OWImageGrid
 from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
-from orangecontrib.imageanalytics.widgets.utils.zoom import zoomed_size
+from orangecontrib.imageanalytics.widgets.utils.zoom import fitted_size, zoomed_size
 from widget_helpers import WidgetHelpersTest
 
 
@@ -27,6 +27,22 @@ class TestZoomedSize(unittest.TestCase):
         self.assertEqual(zoomed_size(1020, 1200, 32, 1024, 16), 1024)
         self.assertEqual(zoomed_size(40, -1200, 32, 1024, 16), 32)
         self.assertEqual(zoomed_size(100, 0, 32, 1024, 16), 100)
+
+
+class TestFittedSize(unittest.TestCase):
+    def test_largest_size_that_fits(self):
+        # 8 columns of size + 6 in 800 px: 94; 4 rows of size + 6 in 500: 119
+        self.assertEqual(fitted_size(800, 500, 4, 8, margin=6, extra_height=0,
+                                     lo=32, hi=512), 94)
+        # labels below the cells: the height decides
+        self.assertEqual(fitted_size(800, 500, 4, 8, margin=6, extra_height=40,
+                                     lo=32, hi=512), 79)
+        self.assertEqual(fitted_size(8000, 5000, 2, 2, margin=6, extra_height=0,
+                                     lo=32, hi=512), 512)
+        self.assertEqual(fitted_size(100, 100, 40, 40, margin=6, extra_height=0,
+                                     lo=32, hi=512), 32)
+        self.assertEqual(fitted_size(100, 100, 0, 0, margin=6, extra_height=0,
+                                     lo=32, hi=512), 32)
 
 
 class TestCtrlWheel(WidgetHelpersTest):

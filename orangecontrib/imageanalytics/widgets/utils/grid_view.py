@@ -2,21 +2,56 @@
 
 Thumbnails come from the shared ThumbnailLoader at the cell size; the view
 keeps no item per image, so 10,000 images cost one array of cell indexes.
+With ``fit`` on, the cell size follows the window: the whole grid in view at
+the largest cell that fits (``cellSizeFitted`` tells the new size).
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
-from AnyQt.QtCore import QPoint, QRect, QSize, Qt
+from AnyQt.QtCore import QEvent, QPoint, QRect, QSize, Qt
 from AnyQt.QtCore import pyqtSignal as Signal
 from AnyQt.QtGui import QColor, QImage, QPainter, QPen
-from AnyQt.QtWidgets import QAbstractScrollArea, QRubberBand
+from AnyQt.QtWidgets import QAbstractScrollArea, QRubberBand, QToolTip
 
+from orangecontrib.imageanalytics.widgets.utils.grid_groups import Mark
 from orangecontrib.imageanalytics.widgets.utils.placeholders import (
     failed_pixmap, loading_pixmap)
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
+from orangecontrib.imageanalytics.widgets.utils.zoom import fitted_size
 
 LABEL_HEIGHT = 16
 FADED_OPACITY = 0.35
+MARGIN = 6          # between cells: a group's frame is drawn in it
+MIN_CELL, MAX_CELL = 32, 512
+
+
+def mark_for(modifiers) -> Mark:
+    """What a click or rubber band with these keyboard modifiers does:
+    plain a new selection, Shift a new group, Shift+Ctrl add to the last
+    group, Alt remove."""
+    if modifiers & Qt.AltModifier:
+        return Mark.REMOVE
+    if modifiers & Qt.ShiftModifier and modifiers & Qt.ControlModifier:
+        return Mark.ADD_TO_LAST
+    if modifiers & Qt.ShiftModifier:
+        return Mark.NEW_GROUP
+    return Mark.NEW_SELECTION
+
+
+def cell_tooltip(value, title: str | None, group: int, error: str | None) -> str:
+    """A cell's tooltip (rich text): its file name, title, group and, for an
+    image that cannot be shown, why."""
+    text = "" if value is None else str(value)
+    name = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or text
+    lines = [f"<b>{escape(name)}</b>"]
+    if title:
+        lines.append(escape(title))
+    lines.append(f"Group G{group}" if group else "In no group")
+    if error:
+        lines.append(f"<i>{escape(error)}</i>")
+    return "<br/>".join(lines)
 
 
 class GridView(QAbstractScrollArea):
@@ -24,6 +59,7 @@ class GridView(QAbstractScrollArea):
     selectionMade = Signal(object, object)        # list of data rows, modifiers
     currentChanged = Signal(int)                  # data row
     previewRequested = Signal(int)
+    cellSizeFitted = Signal(int)                  # the size that fits the window
 
     def __init__(self, loader: ThumbnailLoader, parent=None):
         super().__init__(parent)
@@ -34,11 +70,13 @@ class GridView(QAbstractScrollArea):
         self.values: list = []
         self.origin = None
         self.labels: list[str] | None = None
+        self.titles: list[str] | None = None          # for tooltips
         self.colors: list[QColor] = []               # colour of group g at g - 1
         self.groups = np.zeros(0, dtype=np.int64)     # per data row, 0 = unselected
         self.faded = np.zeros(0, dtype=bool)
         self.label_selected_only = False
         self.cell_size = 100
+        self.fit = False
         self.crop = False
         self.current = -1
         self._press = None
@@ -77,6 +115,22 @@ class GridView(QAbstractScrollArea):
         self.cell_size = size
         self._update_scroll()
 
+    def set_fit(self, fit: bool):
+        """Fit the grid to the window now and whenever it changes size."""
+        self.fit = fit
+        self._update_scroll()
+
+    def _fit(self):
+        # the size without scroll bars: a grid that fits needs none
+        vs = self.maximumViewportSize()
+        extra = LABEL_HEIGHT if self.labels is not None else 0
+        size = fitted_size(vs.width(), vs.height(), self.rows, self.cols,
+                           margin=MARGIN, extra_height=extra,
+                           lo=MIN_CELL, hi=MAX_CELL)
+        if size != self.cell_size:
+            self.cell_size = size
+            self.cellSizeFitted.emit(size)
+
     def set_labels(self, labels):
         self.labels = labels
         self._update_scroll()
@@ -91,9 +145,11 @@ class GridView(QAbstractScrollArea):
 
     def _pitch(self) -> QSize:
         extra = LABEL_HEIGHT if self.labels is not None else 0
-        return QSize(self.cell_size + 6, self.cell_size + 6 + extra)
+        return QSize(self.cell_size + MARGIN, self.cell_size + MARGIN + extra)
 
     def _update_scroll(self):
+        if self.fit and self.cols:
+            self._fit()
         p = self._pitch()
         vs = self.viewport().size()
         self.horizontalScrollBar().setRange(0, max(0, self.cols * p.width() - vs.width()))
@@ -211,6 +267,26 @@ class GridView(QAbstractScrollArea):
             self.viewport().update(self.cell_rect(int(cell)))
 
     # --- interaction -------------------------------------------------------
+    def tooltip_at(self, pos: QPoint) -> str:
+        """The tooltip of the image at ``pos`` (viewport coordinates), or ''."""
+        cell = self.cell_at(pos)
+        row = int(self.row_of_cell[cell]) if cell >= 0 else -1
+        if row < 0 or row >= len(self.values):
+            return ""
+        title = self.titles[row] if self.titles is not None else None
+        group = int(self.groups[row]) if row < len(self.groups) else 0
+        return cell_tooltip(self.values[row], title, group, self.loader.error(row))
+
+    def viewportEvent(self, event):
+        if event.type() == QEvent.ToolTip:
+            text = self.tooltip_at(event.pos())
+            if text:
+                QToolTip.showText(event.globalPos(), text, self.viewport())
+            else:
+                QToolTip.hideText()
+            return True
+        return super().viewportEvent(event)
+
     def rows_in(self, rect: QRect) -> list[int]:
         rect = rect.normalized()
         out = []

@@ -1,4 +1,5 @@
-"""Ctrl + mouse wheel (or a touchpad's pinch-scroll) zooms a thumbnail view."""
+"""Zoom of a thumbnail view: Ctrl + mouse wheel (or a touchpad's pinch-scroll)
+changes the size; a grid can also be fitted to its window."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable
 
 from AnyQt.QtCore import QEvent, QObject, Qt
 
-__all__ = ["CtrlWheelZoom", "zoomed_size"]
+__all__ = ["CtrlWheelZoom", "fitted_size", "zoomed_size"]
 
 #: Each wheel notch (120 units of angle delta) changes the size by this factor.
 FACTOR = 1.15
@@ -23,6 +24,18 @@ def zoomed_size(size: int, delta: int, lo: int, hi: int, step: int) -> int:
     if new == size:
         new = size + step * (1 if notches > 0 else -1)
     return max(lo, min(hi, new))
+
+
+def fitted_size(width: int, height: int, rows: int, cols: int, *,
+                margin: int, extra_height: int, lo: int, hi: int) -> int:
+    """The largest cell size at which ``rows × cols`` cells fit in
+    ``width × height``, each cell taking ``size + margin`` across and
+    ``size + margin + extra_height`` down; within ``lo..hi`` (at ``lo`` the
+    grid may not fit and scrolls)."""
+    if rows <= 0 or cols <= 0:
+        return lo
+    size = min(width // cols - margin, height // rows - margin - extra_height)
+    return max(lo, min(hi, size))
 
 
 class CtrlWheelZoom(QObject):
