@@ -5,18 +5,23 @@ import pickle
 import unittest
 
 import numpy as np
-from AnyQt.QtCore import Qt
+from AnyQt.QtCore import QPoint, QRect, Qt
+from AnyQt.QtTest import QTest
+from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, Domain, StringVariable, Table
+from Orange.widgets.settings import Context
 from Orange.widgets.tests.base import WidgetTest
 
+from orangecontrib.imageanalytics.image_grid import auto_size
 from orangecontrib.imageanalytics.widgets.owimagegrid import OWImageGrid
+from orangecontrib.imageanalytics.widgets.utils.grid_view import MARGIN
 
 SHARED_WORKFLOW = os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                "shared", "data", "workflows", "peer-0.13-photos.ows")
 
 
-def make_table(n=40, d=8, missing_image=0, nan_rows=0):
-    rng = np.random.default_rng(0)
+def make_table(n=40, d=8, missing_image=0, nan_rows=0, seed=0):
+    rng = np.random.default_rng(seed)
     image = StringVariable("image")
     image.attributes["type"] = "image"
     attrs = [ContinuousVariable(f"n{i}") for i in range(d)]
@@ -149,7 +154,7 @@ class TestOWImageGrid(WidgetTest):
         w._cell_fit_index = 1
         w._on_cell_fit()
         w.label_attr = self.data.domain["name"]
-        w._on_label()
+        w._set_labels()
         w.rows, w.columns = 5, 9
         w._on_size()
         self.wait_until_finished(timeout=60000)
@@ -187,7 +192,37 @@ class TestOWImageGrid(WidgetTest):
         self.send_signal(w.Inputs.data, self.data, widget=w)
         self.wait_until_finished(w, timeout=60000)
         self.assertIsNotNone(self.get_output(w.Outputs.data, widget=w))
-        self.assertEqual(w.imageAttr, 0)
+        self.assertIs(w.imageAttr, self.data.domain["image"])
+
+    def test_imageattr_stored_as_variable(self):
+        self.send(self.data)
+        w = self.widget
+        w.imageAttr = self.data.domain["name"]
+        w._on_image_attr()
+        self.wait_until_finished(timeout=60000)
+        settings = w.settingsHandler.pack_data(w)
+        stored = settings["context_settings"][0].values["imageAttr"]
+        self.assertEqual(stored, ("name", 103))
+        w2 = self.create_widget(OWImageGrid, stored_settings=settings)
+        self.send_signal(w2.Inputs.data, self.data, widget=w2)
+        self.wait_until_finished(w2, timeout=60000)
+        self.assertIs(w2.imageAttr, self.data.domain["name"])
+        self.assertEqual(w2.view.values[0], "img0")
+
+    def test_old_imageattr_index_migrated(self):
+        # the older add-on stored an index into the image columns (those
+        # marked type=image first): 1 is "name", though it comes first
+        context = Context(values={"imageAttr": (np.int64(1), -2), "__version__": 1},
+                          attributes={}, metas={"name": 3, "image": 3})
+        settings = {"rows": 5, "columns": 8, "__version__": 1,
+                    "context_settings": [context]}
+        w = self.create_widget(OWImageGrid, stored_settings=settings)
+        self.send_signal(w.Inputs.data, self.data, widget=w)
+        self.wait_until_finished(w, timeout=60000)
+        self.assertIs(w.imageAttr, self.data.domain["name"])
+        self.assertEqual(w.view.values[:2], ["img0", "img1"])
+        self.assertEqual(w.settingsHandler.pack_data(w)["context_settings"][0]
+                         .values["imageAttr"], ("name", 103))
 
     def test_preview_and_report(self):
         self.send(self.data)
@@ -198,6 +233,232 @@ class TestOWImageGrid(WidgetTest):
         w.toggle_preview()
         self.assertFalse(w.preview.isVisible())
         w.send_report()
+
+
+def shown(test, widget):
+    """``widget`` on screen at its default size, laid out."""
+    widget.resize(widget.sizeHint())
+    widget.show()
+    QApplication.processEvents()
+    return widget
+
+
+class TestFirstDataSize(WidgetTest):
+    def setUp(self):
+        self.widget = shown(self, self.create_widget(OWImageGrid))
+
+    def send(self, widget, data):
+        self.send_signal(widget.Inputs.data, data, widget=widget)
+        self.wait_until_finished(widget, timeout=60000)
+
+    def test_fresh_widget_sizes_itself_for_its_first_data(self):
+        w = self.widget
+        self.assertEqual((w.rows, w.columns), (10, 10))  # the stored default
+        self.send(w, make_table(30))
+        self.assertGreaterEqual(w.rows * w.columns, 30)
+        # not the default 10 × 10: at most one row or column is left empty
+        self.assertLess(min(w.rows, w.columns) * max(w.rows, w.columns) - 30,
+                        max(w.rows, w.columns))
+        vp = w.view.viewport().size()
+        self.assertEqual((w.rows, w.columns), auto_size(30, vp.width() / vp.height()))
+
+    def test_size_restored_from_a_workflow_stays(self):
+        w = self.widget
+        self.send(w, make_table(30))
+        w.rows, w.columns = 6, 7
+        w._on_size()
+        w.auto_update = True       # sized by hand, then asked to size itself
+        settings = w.settingsHandler.pack_data(w)
+        w2 = shown(self, self.create_widget(OWImageGrid, stored_settings=settings))
+        self.send(w2, make_table(30))
+        self.assertEqual((w2.rows, w2.columns), (6, 7))
+        # later data is sized automatically, as asked
+        self.send(w2, make_table(12))
+        self.assertLess(w2.rows * w2.columns, 6 * 7)
+
+    def test_old_workflow_size_stays(self):
+        settings = {"rows": np.int32(6), "columns": np.int32(6),
+                    "auto_update": True, "__version__": 1}
+        w = shown(self, self.create_widget(OWImageGrid, stored_settings=settings))
+        self.send(w, make_table(30))
+        self.assertEqual((w.rows, w.columns), (6, 6))
+
+
+class TestFitToWindow(WidgetTest):
+    def setUp(self):
+        self.widget = shown(self, self.create_widget(OWImageGrid))
+
+    def send(self, data):
+        self.send_signal(self.widget.Inputs.data, data)
+        self.wait_until_finished(timeout=60000)
+        QApplication.processEvents()
+
+    def assert_whole_grid_in_view(self):
+        view = self.widget.view
+        vp = view.viewport().rect()
+        for cell in (0, view.rows * view.cols - 1):
+            self.assertTrue(vp.contains(view.cell_rect(cell)), cell)
+        self.assertEqual(view.horizontalScrollBar().maximum(), 0)
+        self.assertEqual(view.verticalScrollBar().maximum(), 0)
+
+    def assert_largest_fit(self):
+        view = self.widget.view
+        vp = view.viewport().size()
+        size = view.cell_size + 1 + MARGIN
+        self.assertTrue(view.cols * size > vp.width() or view.rows * size > vp.height())
+
+    def test_new_widget_fits_the_grid_in_its_window(self):
+        w = self.widget
+        self.send(make_table(64))
+        self.assertTrue(w.zoom_to_fit)
+        self.assert_whole_grid_in_view()
+        self.assert_largest_fit()
+        self.assertEqual(w.imageSize, w.view.cell_size)   # the slider shows it
+        # the tutorial's 8 × 8 grid fits too
+        w.rows, w.columns = 8, 8
+        w._on_size()
+        self.wait_until_finished(timeout=60000)
+        QApplication.processEvents()
+        self.assert_whole_grid_in_view()
+        self.assert_largest_fit()
+
+    def test_fits_again_on_resize_until_zoomed_by_hand(self):
+        w = self.widget
+        self.send(make_table(30))
+        before = w.view.cell_size
+        w.resize(w.width() + 300, w.height() + 200)
+        QApplication.processEvents()
+        self.assertGreater(w.view.cell_size, before)
+        self.assert_whole_grid_in_view()
+        self.assert_largest_fit()
+        # Ctrl + wheel zooms by hand: a resize no longer changes the size
+        wheel(w.view.viewport(), 1)
+        self.assertFalse(w.zoom_to_fit)
+        zoomed = w.view.cell_size
+        self.assertEqual(zoomed, w.imageSize)
+        w.resize(w.width() - 300, w.height() - 200)
+        QApplication.processEvents()
+        self.assertEqual(w.view.cell_size, zoomed)
+        # "Fit to window" again
+        w.controls.zoom_to_fit.click()
+        QApplication.processEvents()
+        self.assertTrue(w.zoom_to_fit)
+        self.assert_whole_grid_in_view()
+        self.assert_largest_fit()
+
+    def test_slider_still_zooms(self):
+        w = self.widget
+        self.send(make_table(30))
+        fitted = w.view.cell_size
+        w.controls.imageSize.setValue(fitted + 40)   # as a user drags it
+        self.assertFalse(w.zoom_to_fit)
+        self.assertEqual(w.view.cell_size, fitted + 40)
+        self.assertGreater(w.view.verticalScrollBar().maximum()
+                           + w.view.horizontalScrollBar().maximum(), 0)
+
+    def test_many_images_keep_the_zoom(self):
+        w = self.widget
+        self.send(make_table(450, d=4))
+        self.assertEqual(w.view.cell_size, w.imageSize)
+        self.assertEqual(w.imageSize, 100)
+
+
+class TestGroupsKeptByImage(WidgetTest):
+    def setUp(self):
+        self.widget = shown(self, self.create_widget(OWImageGrid))
+        self.data = make_table(40)
+
+    def send(self, data):
+        self.send_signal(self.widget.Inputs.data, data)
+        self.wait_until_finished(timeout=60000)
+        QApplication.processEvents()
+
+    def drag(self, first_cell, last_cell, modifiers=Qt.NoModifier):
+        """Drag the mouse over a block of cells; the rows it marks."""
+        view = self.widget.view
+        vp = view.viewport()
+        start, end = view.cell_rect(first_cell).center(), view.cell_rect(last_cell).center()
+        rows = view.rows_in(QRect(start, end))
+        QTest.mousePress(vp, Qt.LeftButton, modifiers, start)
+        QTest.mouseMove(vp, QPoint((start.x() + end.x()) // 2, start.y()))
+        QTest.mouseMove(vp, end)
+        QTest.mouseRelease(vp, Qt.LeftButton, modifiers, end)
+        self.assertTrue(rows)
+        return rows
+
+    def marked(self, data):
+        """{image value: group name} of the Selected Images output."""
+        out = self.get_output(self.widget.Outputs.selected_data)
+        group = out.domain["Group"]
+        return {img: group.str_val(g) for img, g in
+                zip(out.get_column("image"), out.get_column(group))}, out
+
+    def test_drag_groups_kept_through_a_new_embedding(self):
+        w = self.widget
+        self.send(self.data)
+        cols = w.view.cols
+        first = self.drag(0, cols + 1)                                  # G1
+        second = self.drag(3 * cols + 2, 4 * cols + 3, Qt.ShiftModifier)  # G2
+        images = self.data.get_column("image")
+        expected = {images[r]: "G1" for r in first}
+        expected.update({images[r]: "G2" for r in second})
+        marked, _ = self.marked(self.data)
+        self.assertEqual(marked, expected)
+        # the embedder is switched away (other vectors, other columns) ...
+        self.send(None)
+        other = make_table(40, d=5, seed=1)
+        order = np.random.default_rng(3).permutation(40)
+        self.send(other[order])
+        marked, out = self.marked(other)
+        self.assertEqual(marked, expected)
+        self.assertEqual(out.domain["Group"].values, ("G1", "G2"))
+        # ... and back: still the same groups, shown on the grid
+        self.send(self.data)
+        self.assertEqual(self.marked(self.data)[0], expected)
+        self.assertEqual(int((w.view.groups > 0).sum()), len(expected))
+        all_images = self.get_output(w.Outputs.data)
+        self.assertEqual(all_images.domain.class_var.values, ("G1", "G2", "Unselected"))
+
+    def test_subset_keeps_the_groups_of_its_images(self):
+        w = self.widget
+        self.send(self.data)
+        w.select([0, 1, 2, 3])
+        w.select([10, 11], Qt.ShiftModifier)
+        self.send(self.data[1::2])      # rows 1, 3, 11 are still there
+        marked, out = self.marked(self.data)
+        self.assertEqual(marked, {"missing/img1.png": "G1", "missing/img3.png": "G1",
+                                  "missing/img11.png": "G2"})
+        # only the first group left: it stays G1, the second becomes G1 too
+        self.send(self.data[[10, 11, 12]])
+        self.assertEqual(self.marked(self.data)[0],
+                         {"missing/img10.png": "G1", "missing/img11.png": "G1"})
+
+    def test_groups_saved_by_image_and_old_positional_form(self):
+        w = self.widget
+        self.send(self.data)
+        w.select([5, 6])
+        settings = w.settingsHandler.pack_data(w)
+        self.assertEqual(settings["selection"],
+                         {"missing/img5.png": 1, "missing/img6.png": 1})
+        w2 = self.create_widget(OWImageGrid, stored_settings=settings)
+        self.send_signal(w2.Inputs.data, self.data[::-1], widget=w2)
+        self.wait_until_finished(w2, timeout=60000)
+        np.testing.assert_array_equal(np.flatnonzero(w2.view.groups), [33, 34])
+        # settings version 2 kept one group per row
+        old = {"selection": [0, 2, 0, 1] + [0] * 36, "__version__": 2}
+        w3 = self.create_widget(OWImageGrid, stored_settings=old)
+        self.send_signal(w3.Inputs.data, self.data, widget=w3)
+        self.wait_until_finished(w3, timeout=60000)
+        np.testing.assert_array_equal(w3.view.groups[:4], [0, 2, 0, 1])
+
+
+def wheel(widget, notches):
+    from AnyQt.QtCore import QPointF
+    from AnyQt.QtGui import QWheelEvent
+    pos = QPointF(20, 20)
+    event = QWheelEvent(pos, pos, QPoint(0, 0), QPoint(0, 120 * notches),
+                        Qt.NoButton, Qt.ControlModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
 
 
 if __name__ == "__main__":

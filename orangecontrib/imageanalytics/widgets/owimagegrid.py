@@ -5,10 +5,9 @@ import numpy as np
 from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtGui import QColor
 from AnyQt.QtWidgets import QLabel
-from Orange.data import DiscreteVariable, StringVariable, Table, Variable
+from Orange.data import Table
 from Orange.widgets import gui
-from Orange.widgets.settings import (
-    ContextSetting, DomainContextHandler, Setting)
+from Orange.widgets.settings import ContextSetting, Setting
 from Orange.widgets.utils.annotated_data import (
     create_annotated_table, create_groups_table)
 from Orange.widgets.utils.colorpalettes import LimitedDiscretePalette
@@ -19,20 +18,22 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.imageanalytics.image_grid import (
     GridTooSmall, LayoutCancelled, auto_size, project, snap_to_grid)
-from orangecontrib.imageanalytics.widgets.utils.grid_view import GridView
+from orangecontrib.imageanalytics.widgets.utils import grid_settings
+from orangecontrib.imageanalytics.widgets.utils.grid_groups import (
+    groups_by_value, mark, restore_groups, summary)
+from orangecontrib.imageanalytics.widgets.utils.grid_rows import (
+    image_candidates, image_values, subset_membership, usable_rows)
+from orangecontrib.imageanalytics.widgets.utils.grid_settings import CELL_FITS
+from orangecontrib.imageanalytics.widgets.utils.grid_view import (
+    MAX_CELL, MIN_CELL, GridView, mark_for)
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 from orangecontrib.imageanalytics.widgets.utils.zoom import CtrlWheelZoom
 
-CELL_FITS = ("Resize", "Crop")
 MAX_SIDE = 1000
-
-
-def image_candidates(domain) -> list:
-    """Meta String/Discrete variables, those with ``type=image`` first."""
-    metas = [v for v in domain.metas
-             if isinstance(v, (StringVariable, DiscreteVariable))]
-    return sorted(metas, key=lambda v: v.attributes.get("type") != "image")
+#: Up to this many images the grid fits its window by default; more would
+#: make cells too small to see, so they keep the zoom and scroll.
+FIT_MAX_IMAGES = 400
 
 
 def run_layout(vectors, coords, rows, cols, seed, state: TaskState):
@@ -61,18 +62,23 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         selected_data = Output("Selected Images", Table, default=True)
         data = Output("Images", Table)
 
-    settingsHandler = DomainContextHandler()
-    settings_version = 2
+    settingsHandler = grid_settings.ImageColumnContextHandler()
+    settings_version = 3
     cell_fit = Setting("Resize")
     columns = Setting(10)
     rows = Setting(10)
-    imageAttr = ContextSetting(0)
+    #: rows × columns belong to this widget's workflow (not a fresh widget's
+    #: defaults): the first data keeps them while they fit
+    keep_size = Setting(False, schema_only=True)
+    imageAttr = ContextSetting(None)
     imageSize = Setting(100)
+    #: the whole grid in view, until the user zooms by hand
+    zoom_to_fit = Setting(True, schema_only=True)
     label_attr = ContextSetting(None, required=ContextSetting.OPTIONAL)
     label_selected = Setting(True)
     auto_update = Setting(True)
     auto_commit = Setting(True)
-    # group of each image of the grid (0: not selected), kept with the workflow
+    #: {image value: group} of the marked images, kept with the workflow
     selection = Setting(None, schema_only=True)
 
     graph_name = "view"
@@ -99,19 +105,18 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.subset: Table | None = None
         self._coords = None
         self._layout = None
-        self._restore_selection = self.selection
+        self._values: list = []     # image value of each row of self.data
         self._first_data = True
 
         self.image_model = VariableListModel()
         self.label_model = VariableListModel(placeholder="(No labels)")
         box = gui.vBox(self.controlArea, "Images")
-        self.image_combo = gui.comboBox(
-            box, self, "imageAttr", label="Image column:", callback=self._on_image_attr)
-        self.image_combo.setModel(self.image_model)
+        gui.comboBox(box, self, "imageAttr", label="Image column:",
+                     model=self.image_model, callback=self._on_image_attr)
         gui.comboBox(box, self, "label_attr", label="Label:",
-                     model=self.label_model, callback=self._on_label)
+                     model=self.label_model, callback=self._set_labels)
         gui.checkBox(box, self, "label_selected", "Label only selected images",
-                     callback=self._on_label)
+                     callback=self._set_labels)
         fit = gui.vBox(self.controlArea, "Cell fit")
         self._cell_fit_index = CELL_FITS.index(self.cell_fit) \
             if self.cell_fit in CELL_FITS else 0
@@ -125,8 +130,9 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         gui.button(grid, self, "Set size automatically", callback=self.set_auto_size)
         gui.checkBox(grid, self, "auto_update", "Size automatically on new data")
         zoom = gui.vBox(self.controlArea, "Zoom")
-        gui.hSlider(zoom, self, "imageSize", minValue=32, maxValue=512, step=8,
-                    createLabel=False, callback=self._on_zoom)
+        gui.checkBox(zoom, self, "zoom_to_fit", "Fit to window", callback=self._apply_fit)
+        gui.hSlider(zoom, self, "imageSize", minValue=MIN_CELL, maxValue=MAX_CELL,
+                    step=8, createLabel=False, callback=self._on_zoom)
         self.info_label = QLabel(wordWrap=True)
         gui.vBox(self.controlArea, "Info").layout().addWidget(self.info_label)
         self.cancel_button = gui.button(self.controlArea, self, "Cancel",
@@ -140,12 +146,13 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.set_cell_size(self.imageSize)
         self._wheel_zoom = CtrlWheelZoom(
             self.view.viewport(), lambda: self.imageSize, self._set_zoom,
-            32, 512, 8, self)
+            MIN_CELL, MAX_CELL, 8, self)
         self.view.crop = self._cell_fit_index == 1
         self.view.colors = [QColor(*map(int, c)) for c in LimitedDiscretePalette(12).palette]
-        self.view.selectionMade.connect(self._on_selection_made)
+        self.view.selectionMade.connect(self.select)
         self.view.previewRequested.connect(lambda *_: self.toggle_preview())
         self.view.currentChanged.connect(self._on_current)
+        self.view.cellSizeFitted.connect(self._on_fitted)
         self.mainArea.layout().addWidget(self.view)
         self.preview = ImagePreview(self)
         self.preview.navigate.connect(self._on_preview_navigate)
@@ -165,7 +172,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.Warning.no_valid_data.clear()
         self.image_model[:] = []
         self.label_model[:] = [None]
-        self.label_attr = None
+        self.imageAttr = self.label_attr = None
         if data is not None:
             candidates = image_candidates(data.domain)
             if not candidates:
@@ -176,11 +183,10 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
                 self.image_model[:] = candidates
                 self.label_model[:] = [None] + list(data.domain.variables) \
                     + list(data.domain.metas)
-                self.imageAttr = 0
+                self.imageAttr = candidates[0]
                 self.openContext(data.domain)
-                if not 0 <= self.imageAttr < len(candidates):
-                    self.imageAttr = 0
-                self.image_combo.setCurrentIndex(self.imageAttr)
+                if self.imageAttr not in candidates:
+                    self.imageAttr = candidates[0]
         self._prepare()
 
     @Inputs.data_subset
@@ -202,33 +208,16 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.Warning.too_small.clear()
         self.Error.layout_failed.clear()
 
-    def _image_var(self):
-        if 0 <= self.imageAttr < len(self.image_model):
-            return self.image_model[self.imageAttr]
-        return None
-
     def _prepare(self):
         """Keep rows with an image and a whole vector; start the layout."""
-        var = self._image_var()
+        var = self.imageAttr
         if var is None:
             self._update_info()
             return
         data = self.input
-        values = data.get_column(var)
-        if isinstance(var, DiscreteVariable):
-            has_image = ~np.isnan(values.astype(float))
-        else:
-            has_image = np.array([bool(v) and v == v for v in values], dtype=bool)
-        x = data.X.astype(float, copy=False)
-        has_vector = ~np.isnan(x).any(axis=1) if x.size else np.zeros(len(data), bool)
-        keep = has_image & has_vector
-        reasons = []
-        if (~has_image).sum():
-            reasons.append(f"{(~has_image).sum()} without an image")
-        if (has_image & ~has_vector).sum():
-            reasons.append(f"{(has_image & ~has_vector).sum()} without a whole vector")
+        keep, reasons = usable_rows(data, var)
         if reasons:
-            n = len(data) - keep.sum()
+            n = len(data) - int(keep.sum())
             self.Information.left_out(f"{n} row{'s' if n != 1 else ''}",
                                       ", ".join(reasons))
         if not keep.any():
@@ -236,16 +225,19 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self._update_info()
             return
         self.data = data[keep] if not keep.all() else data
+        self._values = image_values(self.data, var)
         n = len(self.data)
-        sel = self._restore_selection
-        self._restore_selection = None
-        self.view.groups = np.array(sel, dtype=np.int64) \
-            if sel is not None and len(sel) == n else np.zeros(n, dtype=np.int64)
+        # marked images keep their group when they come again, in any order
+        self.view.groups = restore_groups(self._values, self.selection)
         self.view.faded = np.zeros(n, dtype=bool)
-        # the first data after a workflow opens keeps the stored size if it fits
-        if self.rows * self.columns < n or (self.auto_update and not self._first_data):
+        # a fresh widget sizes itself for its first data; a workflow's own
+        # size stays for the first data while it fits
+        restored = self._first_data and self.keep_size
+        if self.rows * self.columns < n or not restored and (
+                self._first_data or self.auto_update):
             self.rows, self.columns = self._auto_size(n)
         self._first_data = False
+        self.keep_size = True
         self._set_labels()
         self._start_layout()
 
@@ -269,11 +261,9 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def on_done(self, result):
         self.cancel_button.setEnabled(False)
         self._coords, self._layout = result
-        var = self._image_var()
-        values = [var.str_val(v) if isinstance(var, DiscreteVariable) else v
-                  for v in self.data.get_column(var)]
         self.view.set_grid(self._layout.rows, self._layout.cols, self._layout.cell,
-                           values, var.attributes.get("origin"))
+                           self._values, self.imageAttr.attributes.get("origin"))
+        self._apply_fit()
         self._update_subset()
         self._update_info()
         self.commit.now()
@@ -296,18 +286,19 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.loader.clear()
         self._prepare()
 
-    def _set_labels(self):
-        var = self.label_attr
+    def _column_text(self, var):
         if var is None or self.data is None:
-            self.view.set_labels(None)
-        else:
-            col = self.data.get_column(var)
-            self.view.set_labels([var.str_val(v) for v in col])
+            return None
+        return [var.str_val(v) for v in self.data.get_column(var)]
+
+    def _set_labels(self):
+        labels = self._column_text(self.label_attr)
+        self.view.set_labels(labels)
+        # tooltips title an image by its label, else by its class
+        self.view.titles = labels if labels is not None else self._column_text(
+            self.data.domain.class_var if self.data is not None else None)
         self.view.label_selected_only = self.label_selected
         self.view.refresh()
-
-    def _on_label(self):
-        self._set_labels()
 
     def _on_cell_fit(self):
         self.cell_fit = CELL_FITS[self._cell_fit_index]
@@ -317,6 +308,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def _on_size(self):
         # a size chosen by hand is kept for new data and when the workflow reopens
         self.auto_update = False
+        self.keep_size = True
         self._start_layout()     # re-snaps; the projection is kept
 
     def set_auto_size(self):
@@ -329,17 +321,27 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self._on_zoom()
 
     def _on_zoom(self):
+        # zoomed by hand (slider or Ctrl + wheel): the window no longer decides
+        self.zoom_to_fit = False
+        self.view.set_fit(False)
         self.view.set_cell_size(self.imageSize)
+
+    def _apply_fit(self):
+        fit = self.zoom_to_fit and self.data is not None \
+            and len(self.data) <= FIT_MAX_IMAGES
+        if not fit:
+            self.view.set_cell_size(self.imageSize)
+        self.view.set_fit(fit)
+
+    def _on_fitted(self, size: int):
+        self.imageSize = size  # moves the slider, keeps fitting
 
     def _update_info(self):
         if self.data is None:
             self.info_label.setText("No data.")
             return
-        groups = self.view.groups
-        n_sel = int((groups > 0).sum())
-        self.info_label.setText(
-            f"{len(self.data)} images on a {self.rows}×{self.columns} grid.\n"
-            f"{n_sel} selected in {len(set(groups[groups > 0].tolist()))} group(s).")
+        self.info_label.setText(f"{len(self.data)} images on a {self.rows}×{self.columns} "
+                                f"grid.\n{summary(self.view.groups)}")
 
     # ------------------------------------------------------------ subset
     def _update_subset(self):
@@ -351,19 +353,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self.view.faded[:] = False
             self.view.refresh()
             return
-        sub_ids = set(self.subset.ids.tolist())
-        in_subset = np.array([i in sub_ids for i in self.data.ids], dtype=bool)
-        found = set(self.data.ids.tolist()) & sub_ids
-        var = self._image_var()
-        if var is not None and var in self.subset.domain:
-            sub_values = set(map(str, self.subset.get_column(var)))
-            mine = [str(v) for v in self.data.get_column(var)]
-            by_value = np.array([v in sub_values for v in mine], dtype=bool)
-            in_subset |= by_value
-            matched = sub_values & set(mine)
-            n_found = max(len(found), len(matched))
-        else:
-            n_found = len(found)
+        in_subset, n_found = subset_membership(self.data, self.subset, self.imageAttr)
         if not in_subset.any():
             self.Warning.no_subset_in_data()
         elif n_found < len(self.subset):
@@ -372,27 +362,9 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.refresh()
 
     # ------------------------------------------------------------ selection
-    def _on_selection_made(self, items, modifiers):
-        self.select(items, modifiers)
-
     def select(self, items, modifiers=Qt.NoModifier):
-        groups = self.view.groups
-        items = np.asarray(items, dtype=np.int64)
-        if modifiers & Qt.AltModifier:
-            groups[items] = 0
-        elif modifiers & Qt.ShiftModifier and modifiers & Qt.ControlModifier:
-            groups[items] = max(int(groups.max(initial=0)), 1)
-        elif modifiers & Qt.ShiftModifier:
-            groups[items] = int(groups.max(initial=0)) + 1
-        else:
-            groups[:] = 0
-            groups[items] = 1
-        # renumber so the groups are 1..k
-        used = sorted(set(groups[groups > 0].tolist()))
-        remap = np.zeros(int(groups.max(initial=0)) + 1, dtype=np.int64)
-        remap[used] = np.arange(1, len(used) + 1)
-        self.view.groups = remap[groups]
-        self.selection = self.view.groups.tolist() if used else None
+        self.view.groups = mark(self.view.groups, items, mark_for(modifiers))
+        self.selection = groups_by_value(self._values, self.view.groups) or None
         self.view.refresh()
         self._update_info()
         self.commit.deferred()
@@ -456,30 +428,11 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     # ------------------------------------------------------------ old settings
     @classmethod
     def migrate_settings(cls, settings, version):
-        fit = settings.get("cell_fit")
-        if isinstance(fit, (int, np.integer)):
-            settings["cell_fit"] = CELL_FITS[int(fit)] if 0 <= fit < 2 else "Resize"
-        elif fit not in CELL_FITS and "cell_fit" in settings:
-            settings["cell_fit"] = "Resize"
-        for name in ("rows", "columns", "imageSize"):
-            if name in settings:
-                try:
-                    settings[name] = int(settings[name])
-                except (TypeError, ValueError):
-                    del settings[name]
+        grid_settings.migrate_settings(settings, version)
 
     @classmethod
     def migrate_context(cls, context, version):
-        values = context.values
-        image = values.get("imageAttr")
-        if isinstance(image, tuple) and len(image) == 2 and image[1] == -2:
-            values["imageAttr"] = (int(image[0]), -2)
-        label = values.get("label_attr")
-        if isinstance(label, tuple) and len(label) == 2 and label[0] is not None \
-                and isinstance(label[1], int) and 0 <= label[1] < 100:
-            values["label_attr"] = (label[0], label[1] + 100)
-        elif isinstance(label, tuple) and label[0] is None:
-            del values["label_attr"]
+        grid_settings.migrate_context(context, version)
 
 
 if __name__ == "__main__":  # pragma: no cover

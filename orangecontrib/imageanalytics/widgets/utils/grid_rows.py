@@ -1,0 +1,61 @@
+"""Which rows Image Grid lays out, and which of them a Data Subset holds.
+
+A row goes on the grid when it has an image value and a whole vector; the
+others are left out with a reason the widget shows. No Qt here.
+"""
+from __future__ import annotations
+
+import numpy as np
+from Orange.data import DiscreteVariable, Domain, StringVariable, Table, Variable
+
+__all__ = ["image_candidates", "image_values", "usable_rows", "subset_membership"]
+
+
+def image_candidates(domain: Domain) -> list[Variable]:
+    """Meta String/Discrete variables, those with ``type=image`` first (the
+    older add-on's ``imageAttr`` is an index into this list)."""
+    metas = [v for v in domain.metas
+             if isinstance(v, (StringVariable, DiscreteVariable))]
+    return sorted(metas, key=lambda v: v.attributes.get("type") != "image")
+
+
+def image_values(data: Table, var: Variable) -> list:
+    """The image column as text (a categorical column's value names)."""
+    column = data.get_column(var)
+    if isinstance(var, DiscreteVariable):
+        return [var.str_val(v) for v in column]
+    return list(column)
+
+
+def usable_rows(data: Table, var: Variable) -> tuple[np.ndarray, list[str]]:
+    """A mask of the rows with an image and a whole vector, and why the
+    others are left out (e.g. ``["2 without an image"]``)."""
+    values = data.get_column(var)
+    if isinstance(var, DiscreteVariable):
+        has_image = ~np.isnan(values.astype(float))
+    else:
+        has_image = np.array([bool(v) and v == v for v in values], dtype=bool)
+    x = data.X.astype(float, copy=False)
+    has_vector = ~np.isnan(x).any(axis=1) if x.size else np.zeros(len(data), bool)
+    reasons = []
+    if n := int((~has_image).sum()):
+        reasons.append(f"{n} without an image")
+    if n := int((has_image & ~has_vector).sum()):
+        reasons.append(f"{n} without a whole vector")
+    return has_image & has_vector, reasons
+
+
+def subset_membership(data: Table, subset: Table,
+                      var: Variable | None) -> tuple[np.ndarray, int]:
+    """Which rows of ``data`` are in ``subset`` (by row id, or by image value
+    when the subset has the image column), and how many subset rows were
+    found in ``data``."""
+    sub_ids = set(subset.ids.tolist())
+    in_subset = np.array([i in sub_ids for i in data.ids], dtype=bool)
+    n_found = len(set(data.ids.tolist()) & sub_ids)
+    if var is not None and var in subset.domain:
+        sub_values = set(map(str, subset.get_column(var)))
+        mine = [str(v) for v in data.get_column(var)]
+        in_subset |= np.array([v in sub_values for v in mine], dtype=bool)
+        n_found = max(n_found, len(sub_values & set(mine)))
+    return in_subset, n_found
