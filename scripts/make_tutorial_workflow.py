@@ -171,8 +171,11 @@ def _mark_groups(widget) -> None:
     """Image Grid: the temples in group 1, the flowers in group 2."""
     table = _photo_table(os.path.join(PHOTOS, "labelled"))
     categories = table.domain.class_var.values
-    widget.selection = [MARKED_GROUPS.get(categories[int(c)], 0)
-                        for c in table.Y]
+    # the grid keeps groups by image value (the path relative to the folder)
+    widget.selection = {
+        image: MARKED_GROUPS[categories[int(c)]]
+        for image, c in zip(table.get_column("image"), table.Y)
+        if categories[int(c)] in MARKED_GROUPS}
 
 
 def _context(choices: dict, **variables):
@@ -220,7 +223,8 @@ def _sort() -> Workflow:
             Node("embed", IMAGE_EMBEDDING, (190, 200),
                  settings=_embedding_settings()),
             Node("grid", IMAGE_GRID, (340, 200),
-                 settings={"imageSize": 100, "rows": 8, "columns": 8},
+                 settings={"imageSize": 100, "rows": 8, "columns": 8,
+                           "keep_size": True},
                  prepare=_mark_groups),
             Node("viewer", IMAGE_VIEWER, (490, 110)),
             Node("save", SAVE_IMAGES, (490, 290),
