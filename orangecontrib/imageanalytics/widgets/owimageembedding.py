@@ -1,29 +1,24 @@
-"""Image Embedding widget: turn every image of a table into a feature vector."""
+"""Image Embedding widget: turn every image of a table into a feature vector.
+
+The work and the policies are in :mod:`orangecontrib.imageanalytics.embedding_task`;
+this module only wires them to controls and messages.
+"""
 from __future__ import annotations
 
-import os
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from AnyQt.QtCore import Qt, QTimer
 from AnyQt.QtWidgets import QLayout, QSizePolicy
-from Orange.data import DiscreteVariable, StringVariable, Table, Variable
+from Orange.data import Table, Variable
 from Orange.widgets import gui
-from Orange.widgets.settings import (
-    ContextSetting,
-    DomainContextHandler,
-    Setting,
-)
-from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, TaskState
+from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
+from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import PyListModel, VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.imageanalytics.embedders.download import (
-    DownloadCancelled,
-)
+from orangecontrib.imageanalytics.embedders.download import DownloadCancelled
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
     EmbeddingCancelled,
@@ -32,213 +27,35 @@ from orangecontrib.imageanalytics.embedders.errors import (
 )
 from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
-    LEGACY_ORDER,
     LOCAL_COPIES,
     PUBLIC_SERVER_URL,
-    SERVER_URL_ENV,
     default_server_url,
     embedder_keys,
     get_embedder,
 )
 from orangecontrib.imageanalytics.embedders.weights import weights_path
+from orangecontrib.imageanalytics.embedding_task import (
+    Downloaded,
+    EmbedderFactory,
+    Result,
+    count_images,
+    download,
+    host,
+    image_columns,
+    migrate_settings,
+    run,
+    server_address,
+    server_note,
+    skip_summary,
+    weights_missing,
+)
+from orangecontrib.imageanalytics.widgets.utils.tooltips import wrapped_tooltip
 
-__all__ = [
-    "Downloaded",
-    "OWImageEmbedding",
-    "Result",
-    "default_server_url",
-    "download",
-    "image_columns",
-    "public_server_url",
-    "run",
-]
+__all__ = ["OWImageEmbedding"]
 
-#: The embedder offered when the server cannot be reached.
+#: The embedder offered when the server cannot be reached, and instead of
+#: sending the images away.
 LOCAL_FALLBACK = DEFAULT_EMBEDDER
-#: How many distinct skip reasons the warning lists.
-MAX_REASONS_SHOWN = 3
-
-#: ``(model, server_url) -> engine``; the engine has ``embed_table`` with the
-#: signature of :meth:`ImageEmbedder.embed_table`.
-EmbedderFactory = Callable[..., Any]
-
-
-def image_columns(data: Table | None) -> list[Variable]:
-    """Columns that may hold image paths or URLs, as the user sees them.
-
-    Meta string and categorical variables, those marked ``type=image`` first;
-    otherwise in domain order.  Old workflows store an index into this list.
-    """
-    if data is None:
-        return []
-    candidates = [var for var in data.domain.metas
-                  if isinstance(var, (StringVariable, DiscreteVariable))]
-    return sorted(candidates,
-                  key=lambda var: var.attributes.get("type") != "image")
-
-
-def public_server_url() -> str:
-    """Orange's public embedding server, unless ``$ORANGE_EMBEDDING_API_URL``
-    names another (as in Orange's own embedding client)."""
-    return os.environ.get(SERVER_URL_ENV, "").strip() or PUBLIC_SERVER_URL
-
-
-def weights_missing(key: str) -> bool:
-    """Whether ``key`` is a local copy whose weights file is not here yet.
-
-    Only looks whether the file exists (cheap enough for the GUI thread);
-    its hash is checked when the model loads, in the worker.
-    """
-    spec = get_embedder(key)
-    if spec.key not in LOCAL_COPIES:
-        return False
-    try:
-        return not weights_path(spec).is_file()
-    except (EmbedderUnavailable, OSError):
-        return True
-
-
-@dataclass
-class Result:
-    """What :func:`run` gives back to the widget."""
-    embedded: Table | None
-    skipped: Table | None
-    n_embedded: int
-    n_skipped: int
-    embedder: str
-    #: ``(reason, count)``, most common first
-    skip_reasons: list[tuple[str, int]] = field(default_factory=list)
-
-
-def _skip_reasons(skipped: Table | None,
-                  column: str) -> list[tuple[str, int]]:
-    if skipped is None or not len(skipped) or not skipped.domain.metas:
-        return []
-    # the engine appends the reason as the last meta; its name gets a suffix
-    # when the input already has a column of that name
-    var = skipped.domain.metas[-1]
-    if not var.name.startswith(column):
-        return []
-    values = skipped.get_column(var)
-    return Counter(str(value) for value in values).most_common()
-
-
-def run(data: Table, image_attr: Variable, embedder_key: str,
-        server_url: str | None, state: TaskState, *,
-        embedder_factory: EmbedderFactory | None = None) -> Result:
-    """Embed the images of ``data``; the widget runs this in a worker thread.
-
-    Parameters
-    ----------
-    data
-        Input table (any subclass); the outputs keep its type and columns.
-    image_attr
-        The column with image paths or URLs.
-    embedder_key
-        A key of :data:`~orangecontrib.imageanalytics.embedders.registry.EMBEDDERS`.
-    server_url
-        The embedding server's address; ignored by local embedders.
-    state
-        Progress is reported through it and the embedder stops soon after
-        ``state.is_interruption_requested()`` turns true.
-    embedder_factory
-        Builds the engine from ``model`` and ``server_url``;
-        :class:`~orangecontrib.imageanalytics.image_embedder.ImageEmbedder`
-        when not given.
-
-    Returns
-    -------
-    Result
-
-    Raises
-    ------
-    EmbeddingCancelled
-        When interrupted.
-    ServerUnreachable
-        When a server embedder cannot reach its server.
-    EmbedderUnavailable
-        When the embedder cannot run here (e.g. a missing weights file).
-    """
-    # imported here because it loads the deep-learning stack, which the
-    # canvas should not pay for when it only lists the widgets
-    from orangecontrib.imageanalytics.image_embedder import (
-        SKIP_REASON,
-        ImageEmbedder,
-    )
-
-    spec = get_embedder(embedder_key)
-    factory = embedder_factory or ImageEmbedder
-    embedder = factory(model=spec.key,
-                       server_url=None if spec.local else server_url)
-
-    def progress(done: int, total: int) -> None:
-        if total:
-            state.set_progress_value(100 * done / total)
-            state.set_status(f"Embedding: {done} of {total} images")
-
-    state.set_status(f"Embedding with {spec.display_name}")
-    try:
-        embedded, skipped, n_skipped = embedder.embed_table(
-            data, image_attr, progress=progress,
-            should_stop=state.is_interruption_requested)
-    finally:
-        # the remote client keeps connections open until closed
-        close = getattr(embedder, "close", None)
-        if close is not None:
-            close()
-    return Result(
-        embedded=embedded,
-        skipped=skipped,
-        n_embedded=0 if embedded is None else len(embedded),
-        n_skipped=n_skipped,
-        embedder=spec.key,
-        skip_reasons=_skip_reasons(skipped, SKIP_REASON),
-    )
-
-
-@dataclass
-class Downloaded:
-    """What :func:`download` gives back to the widget."""
-    embedder: str
-    path: str
-
-
-def download(embedder_key: str, state: TaskState) -> Downloaded:
-    """Download the weights of a local copy; the widget runs this in a
-    worker thread.
-
-    Progress goes to ``state``; an interruption stops the download and keeps
-    what arrived, so the next call resumes it.
-
-    Raises
-    ------
-    DownloadError
-        With a message for the user when the download fails.
-    DownloadCancelled
-        When interrupted.
-    """
-    from orangecontrib.imageanalytics.embedders.weights import (
-        download_weights,
-    )
-    spec = get_embedder(embedder_key)
-    shown = [-1]
-
-    def progress(done: int, total: int | None) -> None:
-        # called for every few kilobytes: report whole percents (or MB)
-        step = int(100 * done / total) if total else done // 10**6
-        if step == shown[0]:
-            return
-        shown[0] = step
-        if total:
-            state.set_progress_value(step)
-        of = f" of {total / 1e6:.0f}" if total else ""
-        state.set_status(f"Downloading {spec.label}: "
-                         f"{done / 1e6:.0f}{of} MB")
-
-    state.set_status(f"Downloading {spec.label}")
-    path = download_weights(spec, progress=progress,
-                            should_stop=state.is_interruption_requested)
-    return Downloaded(spec.key, str(path))
 
 
 class EmbedderListModel(PyListModel):
@@ -250,7 +67,7 @@ class EmbedderListModel(PyListModel):
             if role == Qt.DisplayRole:
                 return spec.display_name
             if role == Qt.ToolTipRole:
-                return spec.description
+                return wrapped_tooltip(spec.description)
         return super().data(index, role)
 
 
@@ -276,7 +93,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     #: Hook for tests and other front ends: a callable
     #: ``(model=..., server_url=...)`` returning an engine with
-    #: ``embed_table``; ``None`` uses ``ImageEmbedder``.
+    #: ``embed_sources``; ``None`` uses ``ImageEmbedder``.
     embedder_factory: EmbedderFactory | None = None
 
     settings_version = 3
@@ -334,29 +151,35 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self._running_fallback = False
         # the embedder whose weights the running task downloads, if it does
         self._downloading: str | None = None
+        # what the running task's end calls: (on done, on exception)
+        self._handlers: tuple[Callable[[Any], None],
+                              Callable[[Exception], None]] | None = None
 
         if self.embedder not in embedder_keys():
             self.Warning.unknown_embedder(
                 self.embedder, get_embedder(DEFAULT_EMBEDDER).display_name)
             self.embedder = DEFAULT_EMBEDDER
+        # images leave for a server the user picked only once they confirm;
+        # a workflow saved with a server embedder runs as it was saved
+        self._confirmed_url = None if get_embedder(self.embedder).local \
+            else self.effective_server_url()
+        self._awaiting_confirmation = False
 
         self.image_attr_model = VariableListModel()
         box = gui.vBox(self.controlArea, "Images")
         gui.comboBox(box, self, "image_attr", label="Image column:",
                      orientation=Qt.Horizontal, model=self.image_attr_model,
-                     callback=self._on_image_attr_changed)
+                     callback=self.commit.deferred)
 
         box = gui.vBox(self.controlArea, "Embedder")
         self.embedder_model = EmbedderListModel(embedder_keys())
         self.embedder_combo = gui.comboBox(
             box, self, "embedder", model=self.embedder_model,
             callback=self._on_embedder_changed)
-        self.description_label = gui.widgetLabel(box, "")
-        self.description_label.setWordWrap(True)
+        self.description_label = self._label(box)
 
         self.download_box = gui.vBox(box, margin=0)
-        self.download_note = gui.widgetLabel(self.download_box, "")
-        self.download_note.setWordWrap(True)
+        self.download_note = self._label(self.download_box)
         self.download_button = gui.button(
             self.download_box, self, "Download",
             callback=self.download_weights, autoDefault=False)
@@ -364,24 +187,35 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.server_box = gui.vBox(box, margin=0)
         self.server_choice = gui.radioButtons(
             self.server_box, self, "own_server",
-            btnLabels=(f"Orange's public server ({_host(PUBLIC_SERVER_URL)})",
+            btnLabels=(f"Orange's public server ({host(PUBLIC_SERVER_URL)})",
                        "My own server:"),
             callback=self._on_server_changed)
         self.server_edit = gui.lineEdit(
             gui.indentedBox(self.server_box), self, "server_url",
             callback=self._on_server_changed)
         self.server_edit.setPlaceholderText(default_server_url())
-        self.server_note = gui.widgetLabel(self.server_box, "")
-        self.server_note.setWordWrap(True)
+        self.server_note = self._label(self.server_box)
+
+        local = get_embedder(LOCAL_FALLBACK).display_name
+        self.confirm_box = gui.vBox(box, margin=0)
+        self.confirm_note = self._label(self.confirm_box)
+        self.send_button = gui.button(self.confirm_box, self, "Send",
+                                      callback=self.send_images,
+                                      autoDefault=False)
+        self.keep_button = gui.button(
+            self.confirm_box, self, f"Keep them here: use {local}",
+            callback=self.keep_images_here, autoDefault=False)
 
         box = gui.vBox(self.controlArea, "Status")
-        self.status_label = gui.widgetLabel(box, "No data.")
-        self.status_label.setWordWrap(True)
+        self.status_label = self._label(box, "No data.")
+        # messages in full: the status bar shows only their first line
+        self.message_label = self._label(box)
+        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.fallback_button = gui.button(
             box, self, "Embed locally this time",
             callback=self.embed_locally_this_time, autoDefault=False,
-            toolTip=f"Embed with {get_embedder(LOCAL_FALLBACK).display_name} "
-                    "once, keeping the chosen embedder for later runs")
+            toolTip=wrapped_tooltip(f"Embed with {local} once, keeping the "
+                                    "chosen embedder for later runs"))
         self.fallback_button.setVisible(False)
         self.cancel_button = gui.button(
             box, self, "Cancel", callback=self.cancel_embedding,
@@ -389,13 +223,17 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.cancel_button.setEnabled(False)
 
         gui.auto_apply(self.buttonsArea, self, "auto_apply")
-
-        for label in (self.description_label, self.server_note,
-                      self.download_note, self.status_label):
-            label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
         self.controlArea.setMinimumWidth(320)
         self.layout().setSizeConstraint(QLayout.SetFixedSize)
         self._update_embedder_info()
+        self.update_message_state()
+
+    @staticmethod
+    def _label(box, text: str = ""):
+        label = gui.widgetLabel(box, text)
+        label.setWordWrap(True)
+        label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        return label
 
     # --- inputs -------------------------------------------------------------
 
@@ -421,39 +259,49 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.status_label.setText("No image column.")
         else:
             self.openContext(data)
-            self._apply_legacy_image_attr(columns)
+            index = self.legacy_image_attr_index
+            # the older add-on offered the same columns in the same order
+            if index is not None and 0 <= index < len(columns):
+                self.image_attr = columns[index]
+            self.legacy_image_attr_index = None
             self.status_label.setText(f"{len(data)} rows; ready to embed.")
         self.commit.now()
 
-    def _apply_legacy_image_attr(self, columns: list[Variable]) -> None:
-        index = self.legacy_image_attr_index
-        if index is None:
-            return
-        # the older add-on offered the same columns in the same order
-        if 0 <= index < len(columns):
-            self.image_attr = columns[index]
-        self.legacy_image_attr_index = None
-
     # --- controls -----------------------------------------------------------
 
-    def _on_image_attr_changed(self) -> None:
-        self.commit.deferred()
-
     def _on_embedder_changed(self) -> None:
-        self._update_embedder_info()
         self.Warning.unknown_embedder.clear()
-        self.commit.deferred()
+        self._on_destination_chosen()
 
     def _on_server_changed(self) -> None:
+        self._on_destination_chosen()
+
+    def _on_destination_chosen(self) -> None:
+        """The user chose where images go: a server not confirmed yet waits
+        for the user's word before any image leaves."""
+        if get_embedder(self.embedder).local:
+            self._confirmed_url = None
+            self._awaiting_confirmation = False
+        else:
+            self._awaiting_confirmation = \
+                self.effective_server_url() != self._confirmed_url
         self._update_embedder_info()
-        if not get_embedder(self.embedder).local:
-            self.commit.deferred()
+        self.commit.deferred()
+
+    def send_images(self) -> None:
+        """The user agrees to send the images to the chosen server."""
+        self._confirmed_url = self.effective_server_url()
+        self._awaiting_confirmation = False
+        self.commit.now()
+
+    def keep_images_here(self) -> None:
+        """The user keeps the images here: the local default is chosen."""
+        self.embedder = LOCAL_FALLBACK
+        self._on_embedder_changed()
 
     def effective_server_url(self) -> str:
         """The address that server embedders send images to."""
-        if self.own_server:
-            return self.server_url.strip() or default_server_url()
-        return public_server_url()
+        return server_address(self.own_server, self.server_url)
 
     def _update_embedder_info(self) -> None:
         spec = get_embedder(self.embedder)
@@ -461,18 +309,15 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.server_box.setVisible(not spec.local)
         self.server_edit.setEnabled(bool(self.own_server))
         url = self.effective_server_url()
-        if not self.own_server and url == PUBLIC_SERVER_URL:
-            self.server_note.setText(
-                f"Your images leave this computer: they are sent over the "
-                f"internet to Orange's public server at {url} to be "
-                "embedded. To keep them here, choose an embedder marked "
-                "(local).")
-        else:
-            # the server at that address is the user's choice; this
-            # add-on's own server keeps vectors, never the images
-            self.server_note.setText(
-                f"Images are sent to {url} to be embedded (this add-on's "
-                "embedding server keeps no copy of them).")
+        self.server_note.setText(server_note(url, self.own_server))
+        self.confirm_box.setVisible(self._awaiting_confirmation)
+        n_images = count_images(self.data, self.image_attr)
+        images = ("the images" if self.data is None else
+                  f"{n_images} image{'s' * (n_images != 1)}")
+        self.send_button.setText(f"Send {images} to {host(url)}")
+        self.confirm_note.setText(
+            f"Nothing is sent until you choose: send {images} to {url}, or "
+            "keep them on this computer.")
         self._update_download_box()
 
     def _update_download_box(self) -> None:
@@ -482,11 +327,14 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.download_box.setVisible(visible)
         self.download_button.setEnabled(not downloading)
         if visible and not downloading:
-            folder = weights_path(spec).parent
+            size = spec.weights.size
+            self.download_button.setText(
+                f"Download ({size / 1e6:.0f} MB)" if size else "Download")
             self.download_note.setText(
-                f"Its weights come from {_host(spec.weights.url or '')}.")
-            self.download_button.setToolTip(
-                f"Download {spec.weights.filename} into {folder}")
+                f"Its weights come from {host(spec.weights.url or '')}.")
+            self.download_button.setToolTip(wrapped_tooltip(
+                f"Download {spec.weights.filename} into "
+                f"{weights_path(spec).parent}"))
 
     # --- running ------------------------------------------------------------
 
@@ -501,13 +349,12 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             return
         self.cancel()
         self._clear_task_messages()
-        self.Error.weights_missing.clear()
         self._downloading = key
         self._update_download_box()
         self.status_label.setText(
             f"Downloading the weights of {get_embedder(key).label}...")
-        self.start(download, key)
-        self._set_running(True)
+        self._run_task(download, self._download_done, self._download_failed,
+                       key)
 
     def embed_locally_this_time(self) -> None:
         """Embed once with the local default; the saved choice stays."""
@@ -516,14 +363,12 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
     def _clear_task_messages(self) -> None:
         # messages about the last run; those about the input and the saved
         # settings stay until those change
-        self.Error.server_unreachable.clear()
-        self.Error.embedder_unavailable.clear()
-        self.Error.server_failed.clear()
-        self.Error.download_failed.clear()
-        self.Error.weights_missing.clear()
-        self.Error.failed.clear()
-        self.Warning.images_skipped.clear()
-        self.Information.clear()
+        for message in (self.Error.server_unreachable,
+                        self.Error.embedder_unavailable,
+                        self.Error.server_failed, self.Error.download_failed,
+                        self.Error.weights_missing, self.Error.failed,
+                        self.Warning.images_skipped, self.Information):
+            message.clear()
         self.fallback_button.setVisible(False)
 
     def _start(self, embedder_key: str, *, fallback: bool = False) -> None:
@@ -531,27 +376,49 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self._downloading = None
         self._clear_task_messages()
         self._update_embedder_info()
+        spec = get_embedder(embedder_key)
+        waiting = None
         if self.data is None or self.image_attr is None:
-            self._set_running(False)
-            self._send(None, None)
-            return
-        if weights_missing(embedder_key):
-            spec = get_embedder(embedder_key)
-            self._set_running(False)
-            self._send(None, None)
+            waiting = self.status_label.text()
+        elif not spec.local and self._awaiting_confirmation:
+            waiting = (f"Waiting for your choice: send the images to "
+                       f"{host(self.effective_server_url())}, or keep them "
+                       "here.")
+        elif weights_missing(embedder_key):
             self.Error.weights_missing(spec.display_name,
                                        weights_path(spec).name)
-            self.status_label.setText("Waiting for the weights.")
+            waiting = "Waiting for the weights."
+        if waiting is not None:
+            self._set_running(False)
+            self._send(None, None)
+            self.status_label.setText(waiting)
             return
         self._running_embedder = embedder_key
         self._running_fallback = fallback
         self.status_label.setText(
-            f"Embedding {len(self.data)} images with "
-            f"{get_embedder(embedder_key).display_name}...")
-        self.start(run, self.data, self.image_attr, embedder_key,
-                   self.effective_server_url(),
-                   embedder_factory=self.embedder_factory)
+            f"Embedding {len(self.data)} images with {spec.display_name}...")
+        self._run_task(run, self._embedding_done, self._embedding_failed,
+                       self.data, self.image_attr, embedder_key,
+                       self.effective_server_url(),
+                       embedder_factory=self.embedder_factory)
+
+    def _run_task(self, task, on_done, on_exception, *args, **kwargs) -> None:
+        """Start ``task`` in the worker; its result goes to ``on_done``, its
+        exception to ``on_exception``."""
+        self._handlers = (on_done, on_exception)
+        self.start(task, *args, **kwargs)
         self._set_running(True)
+
+    def on_done(self, result: Any) -> None:
+        self._set_running(False)
+        self._handlers[0](result)
+
+    def on_exception(self, ex: Exception) -> None:
+        self._set_running(False)
+        self._handlers[1](ex)
+
+    def on_partial_result(self, result: Any) -> None:
+        pass  # the tasks report only progress
 
     def cancel_embedding(self) -> None:
         """Stop the running embedding or download; outputs are cleared."""
@@ -577,96 +444,96 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.Outputs.embeddings.send(embedded)
         self.Outputs.skipped_images.send(skipped)
 
-    def on_done(self, result: Result | Downloaded) -> None:
-        self._set_running(False)
-        if isinstance(result, Downloaded):
-            self._downloading = None
-            self._update_download_box()
-            self.status_label.setText(
-                f"Downloaded the weights of "
-                f"{get_embedder(result.embedder).label}.")
-            if result.embedder == self.embedder:
-                # a task cannot start from on_done; embed (or, without
-                # auto apply, mark as due) once this handler returns
-                QTimer.singleShot(0, self.commit.deferred)
-            return
+    def _embedding_done(self, result: Result) -> None:
         self._send(result.embedded, result.skipped)
         self.status_label.setText(
             f"{result.n_embedded} embedded, {result.n_skipped} skipped")
         if result.n_skipped:
-            reasons = ", ".join(
-                f"{reason} ({count})"
-                for reason, count in result.skip_reasons[:MAX_REASONS_SHOWN])
-            if len(result.skip_reasons) > MAX_REASONS_SHOWN:
-                reasons += ", ..."
             noun = "image" if result.n_skipped == 1 else "images"
             self.Warning.images_skipped(f"{result.n_skipped} {noun}",
-                                        reasons or "unknown reason")
-        if not result.n_embedded and result.n_skipped \
-                and not get_embedder(result.embedder).local:
-            # e.g. a server that answers, but not with embeddings
-            self.fallback_button.setVisible(True)
+                                        skip_summary(result))
+        ran_on_server = not get_embedder(result.embedder).local
+        # e.g. a server that answers, but not with embeddings
+        self.fallback_button.setVisible(
+            ran_on_server and result.n_skipped > 0 and not result.n_embedded)
         # not when the user picked another embedder while this one ran
         if self._running_fallback and result.embedder != self.embedder:
             self.Information.local_this_time(
                 get_embedder(result.embedder).display_name,
                 get_embedder(self.embedder).display_name)
 
-    def on_exception(self, ex: Exception) -> None:
-        self._set_running(False)
-        if self._downloading is not None:
-            self._downloading = None
-            self._update_download_box()
-            if isinstance(ex, DownloadCancelled):
-                self.Information.download_stopped()
-                self.status_label.setText("Download stopped.")
-            elif isinstance(ex, EmbedderUnavailable):
-                # DownloadError, or no address to download from
-                self.Error.download_failed(str(ex))
-                self.status_label.setText("Download failed.")
-            else:
-                self.Error.failed(f"{type(ex).__name__}: {ex}", exc_info=ex)
-                self.status_label.setText("Download failed.")
-            return
+    def _embedding_failed(self, ex: Exception) -> None:
         self._send(None, None)
+        url = self.effective_server_url()
+        local = get_embedder(LOCAL_FALLBACK).display_name
+        key = self._running_embedder or self.embedder
+        # whether "Embed locally this time" is a way out
+        fallback = not get_embedder(key).local
         if isinstance(ex, EmbeddingCancelled):
             self.Information.cancelled()
-            self.status_label.setText("Cancelled.")
+            status, fallback = "Cancelled.", False
         elif isinstance(ex, ServerUnreachable):
-            url = self.effective_server_url()
             message = str(ex) or "connection failed"
             if url not in message:
-                message = (f"Cannot reach the embedding server at {url}: "
-                           f"{message}")
-            self.Error.server_unreachable(
-                message, get_embedder(LOCAL_FALLBACK).display_name)
-            self.status_label.setText("The embedding server cannot be "
-                                      "reached.")
-            self.fallback_button.setVisible(True)
+                message = f"Cannot reach the embedding server at {url}: " \
+                          f"{message}"
+            self.Error.server_unreachable(message, local)
+            status, fallback = "The embedding server cannot be reached.", True
         elif isinstance(ex, EmbedderUnavailable):
             self.Error.embedder_unavailable(str(ex))
-            self.status_label.setText("Embedder not available.")
-            self.fallback_button.setVisible(self._ran_on_server())
+            status = "Embedder not available."
             # a damaged weights file: a new download replaces it
-            if self._running_embedder in LOCAL_COPIES:
+            if key in LOCAL_COPIES:
                 self.download_box.setVisible(True)
-        elif isinstance(ex, EmbeddingError) and self._ran_on_server():
+        elif isinstance(ex, EmbeddingError) and fallback:
             # the server answered, but refused or talked nonsense
-            self.Error.server_failed(
-                self.effective_server_url(), str(ex) or type(ex).__name__,
-                get_embedder(LOCAL_FALLBACK).display_name)
-            self.status_label.setText("Embedding failed.")
-            self.fallback_button.setVisible(True)
+            self.Error.server_failed(url, str(ex) or type(ex).__name__, local)
+            status = "Embedding failed."
         else:
             self.Error.failed(f"{type(ex).__name__}: {ex}", exc_info=ex)
-            self.status_label.setText("Embedding failed.")
+            status, fallback = "Embedding failed.", False
+        self.status_label.setText(status)
+        self.fallback_button.setVisible(fallback)
 
-    def _ran_on_server(self) -> bool:
-        key = self._running_embedder or self.embedder
-        return not get_embedder(key).local
+    def _download_done(self, result: Downloaded) -> None:
+        self._downloading = None
+        self._update_download_box()
+        self.status_label.setText(
+            f"Downloaded the weights of {get_embedder(result.embedder).label}.")
+        if result.embedder == self.embedder:
+            # a task cannot start from on_done; embed (or, without auto
+            # apply, mark as due) once this handler returns
+            QTimer.singleShot(0, self.commit.deferred)
 
-    def on_partial_result(self, result: Any) -> None:
-        pass  # run() reports only progress
+    def _download_failed(self, ex: Exception) -> None:
+        self._downloading = None
+        self._update_download_box()
+        if isinstance(ex, DownloadCancelled):
+            self.Information.download_stopped()
+            self.status_label.setText("Download stopped.")
+            return
+        if isinstance(ex, EmbedderUnavailable):
+            # DownloadError, or no address to download from
+            self.Error.download_failed(str(ex))
+        else:
+            self.Error.failed(f"{type(ex).__name__}: {ex}", exc_info=ex)
+        self.status_label.setText("Download failed.")
+
+    # --- messages -----------------------------------------------------------
+
+    def update_message_state(self) -> None:
+        """Show every message whole, in the widget and in the message bar's
+        tooltip, wrapped; Orange's bar shows only a message's first line."""
+        super().update_message_state()
+        label = getattr(self, "message_label", None)
+        if label is None:    # a message shown while the controls are built
+            return
+        text = "\n".join(str(message) for group in self.message_groups
+                         for message in group.active)
+        label.setText(text)
+        label.setVisible(bool(text))
+        if self.message_bar is not None and text:
+            self.message_bar.setToolTip(wrapped_tooltip(text))
 
     def onDeleteWidget(self) -> None:
         self.shutdown()
@@ -686,55 +553,14 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     @classmethod
     def migrate_settings(cls, settings: dict, version: int | None) -> None:
-        # version 2 sent images to server_url, or with none to the local
-        # default server: keep that; the older add-on's workflows (below)
-        # used Orange's public server, now the default
-        if version == 2:
-            settings.setdefault("own_server", True)
-        # version 1 (or none): the older add-on's index-based settings
-        if not version or version < 2:
-            index = settings.pop("cb_embedder_current_id", None)
-            if "embedder" not in settings and index is not None:
-                settings["embedder"] = _legacy_embedder_key(index)
-            index = settings.pop("cb_image_attr_current_id", None)
-            if isinstance(index, int) and index >= 0:
-                settings["legacy_image_attr_index"] = index
-            if "_auto_apply" in settings:
-                settings["auto_apply"] = bool(settings.pop("_auto_apply"))
-
-
-def _host(url: str) -> str:
-    return url.split("//", 1)[-1].split("/", 1)[0]
-
-
-def _legacy_embedder_key(value: Any) -> Any:
-    """Key of the embedder that an old workflow chose by index (or key)."""
-    if isinstance(value, str):
-        return value  # a key already; unknown keys are reported on load
-    try:
-        index = int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_EMBEDDER
-    # -1 is a combo with nothing selected, not the last embedder
-    if not 0 <= index < len(LEGACY_ORDER):
-        return DEFAULT_EMBEDDER
-    return LEGACY_ORDER[index]
-
-
-def _preview_data() -> Table:
-    """The two photos that scikit-learn ships, as an image table."""
-    import numpy as np
-    import sklearn.datasets
-    from Orange.data import Domain
-
-    folder = os.path.join(os.path.dirname(sklearn.datasets.__file__),
-                          "images")
-    image = StringVariable("image")
-    image.attributes.update(type="image", origin=folder)
-    names = np.array([["china.jpg"], ["flower.jpg"]], dtype=object)
-    return Table.from_numpy(Domain([], metas=[image]),
-                            np.empty((2, 0)), metas=names)
+        migrate_settings(settings, version)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    WidgetPreview(OWImageEmbedding).run(_preview_data())
+    import sys
+
+    from orangecontrib.imageanalytics.import_images import ImportImages
+    from orangecontrib.imageanalytics.tutorials import example_photos
+
+    folder = sys.argv[1] if len(sys.argv) > 1 else example_photos()
+    WidgetPreview(OWImageEmbedding).run(ImportImages()(folder)[0])
