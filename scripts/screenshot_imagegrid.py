@@ -23,18 +23,21 @@ def workflow(path: str) -> None:
 
     from orangecontrib.imageanalytics.import_images import ImportImages
 
-    # two groups marked, as a user would: the temples and the flowers
+    # two groups marked, as a user would: the temples and the flowers (the
+    # grid keeps groups by image value)
     table, _ = ImportImages()(IMAGES)
     categories = table.domain.class_var.values
     marked = {"temple": 1, "flower": 2}
-    groups = [marked.get(categories[int(c)], 0) for c in table.Y]
+    groups = {image: marked[categories[int(c)]]
+              for image, c in zip(table.get_column("image"), table.Y)
+              if categories[int(c)] in marked}
     write_workflow(path, [
         ("owimageimport.OWImportImages", "Import Images", (150, 150),
          {"recent_paths": [RecentPath(IMAGES, None, None)], "__version__": 1}),
         ("owimagegrid.OWImageGrid", "Image Grid", (550, 150),
-         {"imageSize": 120, "cell_fit": "Crop", "auto_commit": True,
-          "selection": groups, "rows": 7, "columns": 8,
-          "__version__": 2, "controlAreaVisible": True}),
+         {"cell_fit": "Crop", "auto_commit": True, "selection": groups,
+          "rows": 7, "columns": 8, "keep_size": True, "zoom_to_fit": True,
+          "__version__": 3, "controlAreaVisible": True}),
         ("owimageembedding.OWImageEmbedding", "Image Embedding", (350, 150),
          {"cb_embedder_current_id": 1, "_auto_apply": True}),
     ], [
