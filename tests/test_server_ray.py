@@ -4,6 +4,7 @@ without Ray, then ``orange-embedding-server --ray`` on local Ray instances
 
 The Ray tests need the ``ray`` extra; without it they are skipped."""
 import asyncio
+import ipaddress
 import os
 import pickle
 import socket
@@ -18,12 +19,15 @@ import pytest
 from server_helpers import cosine, model_input_jpeg, orange_client
 
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
-from orangecontrib.imageanalytics.server.app import RequestError
+from orangecontrib.imageanalytics.server import ray_binding, ray_serve
+from orangecontrib.imageanalytics.server.app import RequestError, create_app
 from orangecontrib.imageanalytics.server.cli import (
     build_parser,
     ray_options_from_args,
 )
 from orangecontrib.imageanalytics.server.config import ServerConfig
+from orangecontrib.imageanalytics.server.exposure import Listener
+from orangecontrib.imageanalytics.server.ray_binding import ExposedPortsError
 from orangecontrib.imageanalytics.server.ray_serve import (
     RayBackend,
     RayOptions,
@@ -102,6 +106,9 @@ def test_command_line_ray_options():
     assert options == RayOptions(address="10.0.0.1:6379", ingress="proxy",
                                  min_replicas=0, max_replicas=8,
                                  replica_gpus=0.5, target_ongoing_requests=32)
+    assert not options.expose_ports
+    args = build_parser().parse_args(["--ray", "--ray-expose-ports"])
+    assert ray_options_from_args(args).expose_ports
 
 
 def test_command_line_refuses_fronts_for_the_proxy(capsys):
@@ -119,6 +126,128 @@ def test_command_line_without_ray_says_what_to_install(monkeypatch, capsys):
     assert main(["--ray", "--device", "cpu"]) == 2
     assert 'pip install "Orange3-ImageAnalytics[ray]"' in \
         capsys.readouterr().err
+
+
+def _unset_environment(monkeypatch, *names):
+    # set first, so that monkeypatch removes what the code under test sets
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+def test_command_line_keeps_a_local_instance_on_loopback(monkeypatch,
+                                                         capsys):
+    """Ray reads the switch when it is imported: main sets it before, for a
+    local instance only, and refuses to go on when Ray's ports are
+    exposed anyway."""
+    from orangecontrib.imageanalytics.server.cli import main
+
+    [(name, value)] = ray_binding.LOOPBACK_ENV.items()
+    calls = []
+
+    def serve_on_ray(config, options, uvicorn_options, workers):
+        calls.append((options, os.environ.get(name)))
+        raise ExposedPortsError(
+            [Listener("gcs_server", 7, "0.0.0.0", 6379)])
+
+    monkeypatch.setattr(ray_serve, "serve_on_ray", serve_on_ray)
+    _unset_environment(monkeypatch, name)
+    assert main(["--ray", "--ray-address", "10.0.0.1:6379"]) == 2
+    assert calls.pop() == (RayOptions(address="10.0.0.1:6379"), None)
+    message = capsys.readouterr().err
+    assert "gcs_server (pid 7) on 0.0.0.0:6379" in message
+    assert "--ray-expose-ports" in message
+    assert main(["--ray"]) == 2
+    assert calls.pop() == (RayOptions(), value)
+
+
+def test_exposed_listeners_are_refused_unless_accepted(monkeypatch, caplog):
+    found = [Listener("raylet", 3, "127.0.0.1", 40000),
+             Listener("gcs_server", 1, "::", 6379),
+             Listener("ray::ProxyActor", 2, "0.0.0.0", 8000)]
+    monkeypatch.setattr(ray_binding, "listeners", lambda: found)
+    with pytest.raises(ExposedPortsError) as raised:
+        ray_binding.check_listeners(8000)
+    assert raised.value.listeners == [found[1]]
+    message = str(raised.value)
+    assert "gcs_server (pid 1) on [::]:6379" in message
+    assert "ProxyActor" not in message and "raylet" not in message
+    assert "--ray-expose-ports" in message
+    with caplog.at_level("WARNING"):
+        ray_binding.check_listeners(8000, accept=True)
+    assert "gcs_server (pid 1) on [::]:6379" in caplog.text
+    # the HTTP port alone is the user's choice
+    monkeypatch.setattr(ray_binding, "listeners", lambda: found[2:])
+    ray_binding.check_listeners(8000)
+
+
+@needs_ray
+@pytest.mark.parametrize("node_ip, bound", [
+    ("127.0.0.1", "127.0.0.1:0"), ("10.0.0.5", "[::]:0")])
+def test_replica_grpc_server_on_a_loopback_node(monkeypatch, node_ip, bound):
+    import ray.util
+    from ray.serve._private import replica
+
+    added = []
+    monkeypatch.setattr(replica, "add_port_to_grpc_server",
+                        lambda server, address: added.append(address) or 1)
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: node_ip)
+    assert ray_binding.keep_replica_server_on_loopback() == \
+        (node_ip == "127.0.0.1")
+    # as Serve's replica does after the constructor
+    assert replica.add_port_to_grpc_server(object(), "[::]:0") == 1
+    assert added == [bound]
+
+
+@needs_ray
+def test_joining_a_cluster_on_public_addresses_warns(monkeypatch, caplog):
+    import ray
+
+    class Context:
+        dashboard_url = "8.8.4.4:8265"
+        gcs_address = "8.8.4.4:6379"
+
+    joined = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: joined.append(kwargs)
+                        or Context())
+    monkeypatch.setattr(ray, "get_runtime_context", Context)
+    monkeypatch.setattr(ray, "nodes", lambda: [
+        {"NodeManagerAddress": "8.8.4.4", "Alive": True},
+        {"NodeManagerAddress": "10.0.0.2", "Alive": True},
+        {"NodeManagerAddress": "1.1.1.1", "Alive": False}])
+    _unset_environment(monkeypatch, "RAY_AUTH_MODE")
+    with caplog.at_level("WARNING"):
+        assert ray_serve.connect(RayOptions(address="8.8.4.4:6379")) is False
+    assert joined == [{"address": "8.8.4.4:6379"}]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 3, warnings
+    assert all("8.8.4.4" in warning and "RAY_AUTH_MODE=token" in warning
+               for warning in warnings)
+    assert not any("1.1.1.1" in warning for warning in warnings)
+
+
+def test_front_on_a_cluster_requires_the_api_key():
+    from starlette.testclient import TestClient
+
+    config = ServerConfig(api_key=API_KEY)
+    replica = _Replica()
+    backend = RayBackend(config, _FakeHandle(replica))
+    image = model_input_jpeg("squeezenet")
+    with TestClient(create_app(config, backend=backend)) as client:
+        for headers in ({}, {"X-API-Key": "wrong"}):
+            assert client.get("/models", headers=headers).status_code == 401
+            reply = client.post("/image/squeezenet", content=image,
+                                headers=headers)
+            assert reply.status_code == 401
+        assert client.get("/health").status_code == 200
+        assert replica.calls == []
+        reply = client.get("/models", headers={"X-API-Key": API_KEY})
+        assert reply.status_code == 200
+        reply = client.post("/image/squeezenet", content=image,
+                            headers={"X-API-Key": API_KEY})
+        assert reply.status_code != 401
+        assert replica.calls == [("squeezenet", [image])]
 
 
 def test_request_error_survives_pickling():
@@ -168,7 +297,8 @@ class _Replica:
             raise self.fail
         if self.refuse is not None:
             return self.refuse
-        return np.ones((len(datas), 3), np.float32), {1: "not an image"}
+        errors = {1: "not an image"} if len(datas) > 1 else {}
+        return np.ones((len(datas), 3), np.float32), errors
 
     async def health(self):
         return {"replica": "r1", "queued": {"squeezenet": 0},
@@ -251,7 +381,10 @@ def _stop(processes) -> list:
     a while after."""
     family = []
     for process in processes:
-        family += psutil.Process(process.pid).children(recursive=True)
+        try:
+            family += psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass  # it ended already (it failed to start)
         process.terminate()
     for process in processes:
         try:
@@ -264,6 +397,33 @@ def _stop(processes) -> list:
     for child in alive:
         child.kill()
     return alive
+
+
+def _beyond_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return not address.is_loopback
+
+
+def _listeners(pid: int) -> list[tuple[str, int, str]]:
+    """``(address, port, process name)`` of every listening TCP socket and
+    unconnected UDP socket of a process and all its descendants."""
+    root = psutil.Process(pid)
+    found = []
+    for process in (root, *root.children(recursive=True)):
+        try:
+            name = process.name()
+            connections = process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        for connection in connections:
+            if connection.status == psutil.CONN_LISTEN or (
+                    connection.type == socket.SOCK_DGRAM
+                    and not connection.raddr):
+                found.append((connection.laddr.ip, connection.laddr.port,
+                              name))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +446,8 @@ def ray_servers():
         deadline = time.monotonic() + 150
         _wait(*front, deadline)
         _wait(*proxy, deadline)
-        yield {"front": front[1], "proxy": proxy[1]}
+        yield {"front": front[1], "proxy": proxy[1],
+               "pids": {"front": front[0].pid, "proxy": proxy[0].pid}}
     finally:
         left = _stop([front[0], proxy[0]])
     # the local Ray instances end with their servers
@@ -393,3 +554,18 @@ def test_proxy_ingress_serves_the_same_app(ray_servers, tmp_path):
     reply = httpx.post(f"{url}/image/squeezenet", content=b"not an image",
                        headers={"X-API-Key": API_KEY})
     assert reply.json()["embedding"] == []
+
+
+def test_nothing_listens_beyond_loopback(ray_servers):
+    """With --host 127.0.0.1 and a local Ray instance, no process the server
+    started (Ray's GCS, raylet, agents, Serve's controller, proxy and
+    replicas included) can be reached from another computer."""
+    for ingress, pid in ray_servers["pids"].items():
+        listeners = _listeners(pid)
+        names = {name for _, _, name in listeners}
+        # the whole tree was seen: Ray's own processes listen too
+        assert {"gcs_server", "raylet"} <= names, (ingress, names)
+        exposed = sorted({f"{name} on {ip} port {port}"
+                          for ip, port, name in listeners
+                          if _beyond_loopback(ip)})
+        assert not exposed, f"{ingress}: " + "; ".join(exposed)

@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument(
         "--ray-cpus", type=int, default=None,
         help="CPUs of the local Ray instance (default: every core)")
+    ray.add_argument(
+        "--ray-expose-ports", action="store_true",
+        help="start even if processes of the local Ray instance listen "
+             "beyond this computer (by default it is bound to 127.0.0.1 and "
+             "the server refuses to start if any of them is not)")
     return parser
 
 
@@ -140,7 +145,7 @@ def ray_options_from_args(args: argparse.Namespace):
         min_replicas=args.min_replicas, max_replicas=args.max_replicas,
         replica_cpus=args.replica_cpus, replica_gpus=args.replica_gpus,
         target_ongoing_requests=args.target_ongoing_requests,
-        num_cpus=args.ray_cpus)
+        num_cpus=args.ray_cpus, expose_ports=args.ray_expose_ports)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -263,11 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "Ray's proxy has none (--ray-ingress front)",
                   file=sys.stderr)
             return 2
+        from orangecontrib.imageanalytics.server import ray_binding
+
+        if args.ray_address is None:
+            # before Ray is imported, which reads it
+            ray_binding.keep_ray_on_loopback()
         try:
             import ray.serve  # noqa: F401 - fail here, with advice
-            from orangecontrib.imageanalytics.server.ray_serve import (
-                serve_on_ray,
-            )
+
+            from orangecontrib.imageanalytics.server import ray_serve
             ray_options = ray_options_from_args(args)
         except ImportError as error:
             print(f"orange-embedding-server: --ray needs Ray Serve ({error}); "
@@ -281,8 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if config.api_key:
                 os.environ[API_KEY_ENV] = config.api_key
             os.environ[_WORKER_ENV] = worker_options(args)
-        return serve_on_ray(config, ray_options, options,
-                            workers=args.workers)
+        try:
+            return ray_serve.serve_on_ray(config, ray_options, options,
+                                          workers=args.workers)
+        except ray_binding.ExposedPortsError as error:
+            print(f"orange-embedding-server: {error}", file=sys.stderr)
+            return 2
     if args.workers > 1:
         # each worker rebuilds the app from the same options; the key goes
         # separately, in the variable config_from_args reads

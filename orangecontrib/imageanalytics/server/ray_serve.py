@@ -20,6 +20,10 @@ Two ingresses speak HTTP to clients:
     Ray Serve's own HTTP proxy routes requests to replicas that each run the
     whole Starlette app.
 
+A local Ray instance (no cluster address) listens on loopback only, and the
+server checks that it does (:mod:`~.ray_binding`); joining a cluster with
+public addresses logs a warning.
+
 ``benchmarks/bench_server.py --ray`` measures both against the plain server:
 on loopback Ray's proxy was slower with both protocols and spent 1.5-1.9
 times the front's CPU per image (``benchmarks/README.md``), hence the
@@ -49,6 +53,12 @@ from orangecontrib.imageanalytics.server.app import (
 )
 from orangecontrib.imageanalytics.server.batcher import AdmissionCounter
 from orangecontrib.imageanalytics.server.config import ServerConfig
+from orangecontrib.imageanalytics.server.ray_binding import (
+    check_listeners,
+    keep_ray_on_loopback,
+    keep_replica_server_on_loopback,
+    warn_about_cluster,
+)
 
 __all__ = [
     "APP_NAME",
@@ -80,6 +90,8 @@ DEFAULT_CPU_GROUP = 4
 NO_SPILLING = {"automatic_object_spilling_enabled": False}
 # the Ray instance, for front processes started by uvicorn (--workers)
 RAY_ADDRESS_ENV = "_ORANGE_EMBEDDING_RAY_ADDRESS"
+#: The node address of a local Ray instance.
+LOOPBACK_NODE_IP = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,10 @@ class RayOptions:
         them); more wait in Ray's router.
     num_cpus
         CPUs of a local Ray instance (``None``: every core).
+    expose_ports
+        Start a local Ray instance even when some of its processes listen
+        beyond loopback (a warning names them); by default the server
+        refuses to start then.
     """
     address: str | None = None
     ingress: str = "front"
@@ -123,6 +139,7 @@ class RayOptions:
     target_ongoing_requests: float = 64
     max_ongoing_requests: int = 512
     num_cpus: int | None = None
+    expose_ports: bool = False
 
     def __post_init__(self) -> None:
         if self.ingress not in INGRESSES:
@@ -235,6 +252,7 @@ class EmbeddingReplica:
     async def __init__(self, config: ServerConfig) -> None:
         from ray import serve
 
+        keep_replica_server_on_loopback()
         self.state = ServerState(config)
         self.replica = serve.get_replica_context().replica_id.unique_id
         await self.state.open()
@@ -270,7 +288,8 @@ def _ingress_class(config: ServerConfig):
 
     @serve.ingress(build_app)
     class EmbeddingIngress:
-        pass
+        def __init__(self) -> None:
+            keep_replica_server_on_loopback()
 
     return EmbeddingIngress
 
@@ -355,8 +374,14 @@ class RayBackend:
 
 
 def connect(options: RayOptions) -> bool:
-    """Connect to the cluster, or start a local instance; returns whether
-    this process started Ray (and so should shut it down)."""
+    """Connect to the cluster, or start a local instance bound to loopback
+    (:mod:`~.ray_binding`); returns whether this process started Ray (and so
+    should shut it down).
+
+    A cluster with public addresses is joined with a warning.
+    """
+    if options.address is None:
+        keep_ray_on_loopback()
     import ray
 
     if ray.is_initialized():
@@ -365,9 +390,11 @@ def connect(options: RayOptions) -> bool:
         # "local": a new instance even where RAY_ADDRESS or a cluster
         # started by `ray start` would be found
         ray.init(address="local", num_cpus=options.num_cpus,
-                 include_dashboard=False, _system_config=NO_SPILLING)
+                 include_dashboard=False, _node_ip_address=LOOPBACK_NODE_IP,
+                 _system_config=NO_SPILLING)
         return True
-    ray.init(address=options.address)
+    context = ray.init(address=options.address)
+    warn_about_cluster(context.dashboard_url)
     return False
 
 
@@ -433,7 +460,12 @@ def serve_on_ray(config: ServerConfig, options: RayOptions,
 
     started = connect(options)
     try:
+        if started:
+            check_listeners(config.port, accept=options.expose_ports)
         handle = deploy(config, options)
+        if started:
+            # Serve's controller, proxy and replicas
+            check_listeners(config.port, accept=options.expose_ports)
         if options.ingress == "front":
             import uvicorn
 
