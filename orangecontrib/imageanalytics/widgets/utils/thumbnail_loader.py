@@ -30,9 +30,6 @@ from orangecontrib.imageanalytics.thumbnails import bucket_for, make_thumbnail
 
 __all__ = ["ThumbnailLoader", "display_image", "pil_to_qimage"]
 
-_SWITCH_INTERVAL = 0.0005
-
-
 def pil_to_qimage(image: Image.Image) -> QImage:
     """A QImage that owns a copy of the pixels, in the screen's format: 32-bit
     (premultiplied when transparent), which the raster painter copies without
@@ -150,12 +147,9 @@ class ThumbnailLoader(QObject):
         # them in one call (one queued event per batch, not per thumbnail)
         self._done: list[tuple] = []
         self._finished.connect(self._on_finished, Qt.QueuedConnection)
-        # Workers spend part of their time in Python (file reads, SQLite,
-        # bookkeeping); with the default 5 ms GIL switch interval every
-        # Python slot and paint call on the GUI thread may wait that long,
-        # which adds up to freezes while scrolling.
-        if sys.getswitchinterval() > _SWITCH_INTERVAL:
-            sys.setswitchinterval(_SWITCH_INTERVAL)
+        # The interpreter's switch interval is left as it is: lowering it
+        # for the whole process (every widget's threads) made no difference
+        # that bench_viewer.py could measure (benchmarks/README.md).
 
     # ------------------------------------------------------------ public
 
