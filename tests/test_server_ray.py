@@ -118,21 +118,22 @@ def test_command_line_refuses_fronts_for_the_proxy(capsys):
     assert "--workers" in capsys.readouterr().err
 
 
-def test_command_line_without_ray_says_what_to_install(monkeypatch, capsys):
-    from orangecontrib.imageanalytics.server.cli import main
-
-    monkeypatch.setitem(sys.modules, "ray", None)
-    monkeypatch.setitem(sys.modules, "ray.serve", None)
-    assert main(["--ray", "--device", "cpu"]) == 2
-    assert 'pip install "Orange3-ImageAnalytics[ray]"' in \
-        capsys.readouterr().err
-
-
 def _unset_environment(monkeypatch, *names):
     # set first, so that monkeypatch removes what the code under test sets
     for name in names:
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+
+
+def test_command_line_without_ray_says_what_to_install(monkeypatch, capsys):
+    from orangecontrib.imageanalytics.server.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    _unset_environment(monkeypatch, *ray_binding.LOOPBACK_ENV)
+    assert main(["--ray", "--device", "cpu"]) == 2
+    assert 'pip install "Orange3-ImageAnalytics[ray]"' in \
+        capsys.readouterr().err
 
 
 def test_command_line_keeps_a_local_instance_on_loopback(monkeypatch,
