@@ -43,9 +43,9 @@ def write_workflow(folder: str, home: str) -> str:
           "__version__": 2}),
         ("owsaveimages.OWSaveImages", "Save Images", (300, 150),
          {"dirname": os.path.join(home, "Pictures", "Sorted"),
-          "auto_save": True, "file_format": "jpg", "use_scale": False,
+          "auto_save": True, "use_scale": False,
           "controlAreaVisible": True, "savedWidgetGeometry": None,
-          "__version__": 2}),
+          "__version__": 3}),
     ], [(0, "Data", "data", 1, "Data", "data")], shown=1,
         geometry=(*WIDGET_POS, 380, 420))
     return path

@@ -236,7 +236,8 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
 
     def _update_folder_label(self) -> None:
         if self.dirname:
-            self.folder_label.setText(f"Folder: {_short_path(self.dirname)}")
+            # the box is titled "Folder"; "Saving into" read as a save running
+            self.folder_label.setText(_short_path(self.dirname))
             self.folder_label.setToolTip(self.dirname)
         else:
             self.folder_label.setText("No folder chosen yet: press \"Save as ...\".")
