@@ -37,15 +37,15 @@ from orangecontrib.imageanalytics.widgets.utils.placeholders import (
 )
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import pil_to_qimage
 
-__all__ = ["ImagePreview", "display_size", "window_geometry"]
+__all__ = ["ImagePreview", "display_size", "file_name", "window_geometry"]
 
 _ARROWS = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down)
 #: The window (with its frame) takes at most this share of the screen's
 #: available width and height.
 SCREEN_SHARE = 0.9
 #: Smaller images are scaled up until their longer side is this share of the
-#: screen's shorter available side (a 200-pixel photo is a stamp on a
-#: 1920 × 1080 screen and is shown 583 pixels wide there).
+#: screen's shorter available side: a 256 × 192 photo, a stamp on a
+#: 1920 × 1080 screen, is shown about 630 pixels wide there.
 COMFORTABLE_SHARE = 0.6
 #: The window is never narrower than this, so the caption stays readable.
 MIN_WIDTH = 320
