@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
                                "instead; only with one MODEL")
     download.add_argument("-q", "--quiet", action="store_true",
                           help="no progress")
+    from orangecontrib.imageanalytics.review_command import add_parser as add_review
+    add_review(commands)
     return parser
 
 
@@ -424,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return USAGE
+    if args.command == "review":
+        from orangecontrib.imageanalytics.review_command import run as review
+        return review(args)
     from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
     try:
         if args.command == "download":
