@@ -131,6 +131,8 @@ class TestImagePreview(GuiTest):
         caption = self.preview.caption.text()
         for part in ("dogs", "gone.jpg", "file not found"):
             self.assertIn(part, caption)
+        # no large empty field around the placeholder (128 pixels)
+        self.assertLessEqual(self.preview.image_label.height(), 200)
         self.assert_on_screen()
 
 

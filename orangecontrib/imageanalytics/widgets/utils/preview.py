@@ -51,6 +51,8 @@ COMFORTABLE_SHARE = 0.6
 MIN_WIDTH = 320
 # the window manager's frame, until the window is shown and Qt knows it
 _FRAME_GUESS = QSize(8, 36)
+# room for the failed placeholder
+_FAILED_SIZE = QSize(256, 192)
 
 
 def display_size(image: QSize, room: QSize, comfortable: int) -> QSize:
@@ -154,8 +156,9 @@ class ImagePreview(QWidget):
         self.image_label.setToolTip(source or "")
         self.image_label.setPixmap(loading_pixmap(128))
         if not self.isVisible():
+            # most photos are 4:3; the window fits the image once it is read
             side = self._comfortable()
-            self._place(QSize(side, side))
+            self._place(QSize(side, side * 3 // 4))
             self.show()
         self.raise_()
         self.activateWindow()
@@ -262,6 +265,8 @@ class ImagePreview(QWidget):
             self._error = error
             self.image_label.setPixmap(failed_pixmap(128))
             self._set_caption(error)
+            if self.isVisible():
+                self._place(_FAILED_SIZE)
             return
         self._image = image
         if self.isVisible():
