@@ -174,7 +174,7 @@ def _mark_groups(widget) -> None:
     # the grid keeps groups by image value (the path relative to the folder)
     widget.selection = {
         image: MARKED_GROUPS[categories[int(c)]]
-        for image, c in zip(table.get_column("image"), table.Y)
+        for image, c in zip(table.get_column("image"), table.Y, strict=True)
         if categories[int(c)] in MARKED_GROUPS}
 
 

@@ -29,7 +29,7 @@ def workflow(path: str) -> None:
     categories = table.domain.class_var.values
     marked = {"temple": 1, "flower": 2}
     groups = {image: marked[categories[int(c)]]
-              for image, c in zip(table.get_column("image"), table.Y)
+              for image, c in zip(table.get_column("image"), table.Y, strict=True)
               if categories[int(c)] in marked}
     write_workflow(path, [
         ("owimageimport.OWImportImages", "Import Images", (150, 150),

@@ -391,7 +391,7 @@ class TestGroupsKeptByImage(WidgetTest):
         out = self.get_output(self.widget.Outputs.selected_data)
         group = out.domain["Group"]
         return {img: group.str_val(g) for img, g in
-                zip(out.get_column("image"), out.get_column(group))}, out
+                zip(out.get_column("image"), out.get_column(group), strict=True)}, out
 
     def test_drag_groups_kept_through_a_new_embedding(self):
         w = self.widget
@@ -450,6 +450,11 @@ class TestGroupsKeptByImage(WidgetTest):
         self.send_signal(w3.Inputs.data, self.data, widget=w3)
         self.wait_until_finished(w3, timeout=60000)
         np.testing.assert_array_equal(w3.view.groups[:4], [0, 2, 0, 1])
+        # ... and is kept by image from then on
+        self.assertEqual(w3.selection, {"missing/img1.png": 2, "missing/img3.png": 1})
+        self.send_signal(w3.Inputs.data, self.data[3:], widget=w3)
+        self.wait_until_finished(w3, timeout=60000)
+        np.testing.assert_array_equal(np.flatnonzero(w3.view.groups), [0])
 
 
 def wheel(widget, notches):

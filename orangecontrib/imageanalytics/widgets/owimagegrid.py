@@ -229,6 +229,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         n = len(self.data)
         # marked images keep their group when they come again, in any order
         self.view.groups = restore_groups(self._values, self.selection)
+        if isinstance(self.selection, list):  # version 2: one group per row
+            self.selection = groups_by_value(self._values, self.view.groups) or None
         self.view.faded = np.zeros(n, dtype=bool)
         # a fresh widget sizes itself for its first data; a workflow's own
         # size stays for the first data while it fits
