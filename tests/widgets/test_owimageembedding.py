@@ -42,17 +42,12 @@ from orangecontrib.imageanalytics.embedders.registry import (
     get_embedder,
 )
 from orangecontrib.imageanalytics.embedders.weights import WEIGHTS_DIR_ENV
+from orangecontrib.imageanalytics.embedding_task import Downloaded
 from orangecontrib.imageanalytics.widgets.owimageembedding import (
-    Downloaded,
     OWImageEmbedding,
-    Result,
-    download,
-    image_columns,
-    run,
 )
 from widget_helpers import WidgetHelpersTest
 
-SKIP_REASON = "skip reason"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Node properties of Image Embedding in a workflow saved by the older add-on
@@ -79,7 +74,7 @@ class LocalFakeFactory(FakeFactory):
 
 
 class RecordingFactory:
-    """The real ImageEmbedder, noting when and how ``embed_table`` ended."""
+    """The real ImageEmbedder, noting when and how ``embed_sources`` ended."""
 
     def __init__(self):
         self.ended_at: float | None = None
@@ -186,7 +181,7 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.wait_until_finished(widget=widget, timeout=timeout)
 
     def test_labels_are_capitalised(self):
-        combo = self.widget.embedder_combo
+        combo = self.widget.embedder_box.embedder_combo
         texts = [combo.itemText(i) for i in range(combo.count())]
         self.assertIn("OpenFace (server)", texts)
         for text in texts:
@@ -197,11 +192,11 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
     def test_new_widget_defaults(self):
         widget = self.widget
         self.assertEqual(widget.embedder, "squeezenet")
-        self.assertEqual(widget.embedder_combo.currentText(),
+        self.assertEqual(widget.embedder_box.embedder_combo.currentText(),
                          "SqueezeNet (local)")
-        self.assertEqual(widget.description_label.text(),
+        self.assertEqual(widget.embedder_box.description_label.text(),
                          EMBEDDERS["squeezenet"].description)
-        self.assertFalse(widget.server_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.server_box.isVisibleTo(widget))
         self.assertEqual(OWImageEmbedding.Inputs.images.id, "images")
         self.assertEqual(OWImageEmbedding.Outputs.embeddings.id, "embeddings")
         self.assertTrue(OWImageEmbedding.Outputs.embeddings.default)
@@ -279,9 +274,9 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         widget.auto_apply = False
         self.factory.delay = 0.05
         self.send_signal(widget.Inputs.images, self.data)
-        index = list(widget.embedder_model).index("vgg16")
-        widget.embedder_combo.setCurrentIndex(index)
-        widget.embedder_combo.activated.emit(index)
+        index = list(widget.embedder_box.embedder_model).index("vgg16")
+        widget.embedder_box.embedder_combo.setCurrentIndex(index)
+        widget.embedder_box.embedder_combo.activated.emit(index)
         self.assertEqual(widget.embedder, "vgg16")
         self.finish()
         self.assertEqual(self.factory.calls[-1][0], "squeezenet")
@@ -324,25 +319,25 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
             if key in LOCAL_COPIES:
                 continue    # TestLocalCopies: their weights are not here
             with self.subTest(embedder=key):
-                self.assertEqual(widget.embedder_model[index], key)
+                self.assertEqual(widget.embedder_box.embedder_model[index], key)
                 n_calls = len(factory.calls)
-                widget.embedder_combo.setCurrentIndex(index)
-                widget.embedder_combo.activated.emit(index)
+                widget.embedder_box.embedder_combo.setCurrentIndex(index)
+                widget.embedder_box.embedder_combo.activated.emit(index)
                 self.assertEqual(widget.embedder, key)
-                self.assertEqual(widget.description_label.text(),
+                self.assertEqual(widget.embedder_box.description_label.text(),
                                  spec.description)
-                self.assertEqual(widget.server_box.isVisibleTo(widget),
+                self.assertEqual(widget.embedder_box.server_box.isVisibleTo(widget),
                                  not spec.local)
                 # from a local embedder to a server, the images wait for
                 # the user's word; from one server embedder to another on
                 # the same server, they do not
                 asks = not spec.local and previous_local
                 previous_local = spec.local
-                self.assertEqual(widget.confirm_box.isVisibleTo(widget), asks)
+                self.assertEqual(widget.embedder_box.confirm_box.isVisibleTo(widget), asks)
                 if asks:
                     self.finish()
                     self.assertEqual(len(factory.calls), n_calls)
-                    widget.send_button.click()
+                    widget.embedder_box.send_button.click()
                 self.finish(timeout=60000)
                 self.assertEqual(factory.calls[-1][0], key)
                 embedded = self.get_output(widget.Outputs.embeddings)
@@ -544,16 +539,18 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
             widget.server_url = ""
             self.assertEqual(widget.effective_server_url(),
                              "http://127.0.0.1:8000")
-        widget.embedder = "inception-v3"
         widget.server_url = "http://mine:1"
-        widget._on_embedder_changed()
-        self.assertTrue(widget.server_box.isVisibleTo(widget))
-        self.assertIn("http://mine:1", widget.server_note.text())
-        self.assertIn("keeps no copy", widget.server_note.text())
+        combo = widget.embedder_box.embedder_combo
+        combo.setCurrentIndex(
+            widget.embedder_box.embedder_model.indexOf("inception-v3"))
+        combo.activated.emit(combo.currentIndex())
+        self.assertTrue(widget.embedder_box.server_box.isVisibleTo(widget))
+        self.assertIn("http://mine:1", widget.embedder_box.server_note.text())
+        self.assertIn("keeps no copy", widget.embedder_box.server_note.text())
         self.send_signal(widget.Inputs.images, self.data)
         self.finish()
         self.assertEqual(self.factory.calls, [])
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.finish()
         self.assertEqual(self.factory.calls[-1],
                          ("inception-v3", "http://mine:1"))
@@ -639,32 +636,32 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
 
     def choose(self, key):
         widget = self.widget
-        index = widget.embedder_model.indexOf(key)
-        widget.embedder_combo.setCurrentIndex(index)
-        widget.embedder_combo.activated.emit(index)
+        index = widget.embedder_box.embedder_model.indexOf(key)
+        widget.embedder_box.embedder_combo.setCurrentIndex(index)
+        widget.embedder_box.embedder_combo.activated.emit(index)
 
     def test_public_server_by_default_and_labelled(self):
         widget = self.widget
         self.assertFalse(widget.own_server)
         self.choose("inception-v3")
-        self.assertTrue(widget.server_box.isVisibleTo(widget))
+        self.assertTrue(widget.embedder_box.server_box.isVisibleTo(widget))
         self.assertEqual(widget.effective_server_url(), PUBLIC_SERVER_URL)
-        note = widget.server_note.text()
+        note = widget.embedder_box.server_note.text()
         for words in ("leave this computer", "internet", PUBLIC_SERVER_URL,
                       "(local)"):
             self.assertIn(words, note)
         # no promise about what a server run by others keeps
         self.assertNotIn("store", note)
-        buttons = widget.server_choice.buttons
+        buttons = widget.embedder_box.server_choice.buttons
         self.assertIn("api.garaza.io", buttons[0].text())
         self.assertTrue(buttons[0].isChecked())
-        self.assertFalse(widget.server_edit.isEnabled())
+        self.assertFalse(widget.embedder_box.server_edit.isEnabled())
         # the fake engine stands in for the client: nothing leaves (and the
         # test session's network guard would fail this test if it did)
         self.send_signal(widget.Inputs.images, image_table(self.folder))
         self.wait_until_finished()
         self.assertEqual(self.factory.calls, [])
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.wait_until_finished()
         self.assertEqual(self.factory.calls[-1],
                          ("inception-v3", PUBLIC_SERVER_URL))
@@ -678,28 +675,28 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
                              "http://env:9")
             self.choose("vgg16")
             self.assertNotIn("leave this computer",
-                             self.widget.server_note.text())
-            self.assertIn("http://env:9", self.widget.server_note.text())
+                             self.widget.embedder_box.server_note.text())
+            self.assertIn("http://env:9", self.widget.embedder_box.server_note.text())
 
     def test_own_server_is_used_and_saved(self):
         widget = self.widget
         self.choose("vgg19")
-        widget.server_choice.buttons[1].click()
+        widget.embedder_box.server_choice.buttons[1].click()
         self.assertTrue(widget.own_server)
-        self.assertTrue(widget.server_edit.isEnabled())
+        self.assertTrue(widget.embedder_box.server_edit.isEnabled())
         # typed by the user, then Enter
         from AnyQt.QtCore import Qt
         from AnyQt.QtTest import QTest
-        QTest.keyClicks(widget.server_edit, "http://gpu.lab:8000")
-        QTest.keyClick(widget.server_edit, Qt.Key_Return)
-        self.assertIn("http://gpu.lab:8000", widget.server_note.text())
-        self.assertNotIn("internet", widget.server_note.text())
+        QTest.keyClicks(widget.embedder_box.server_edit, "http://gpu.lab:8000")
+        QTest.keyClick(widget.embedder_box.server_edit, Qt.Key_Return)
+        self.assertIn("http://gpu.lab:8000", widget.embedder_box.server_note.text())
+        self.assertNotIn("internet", widget.embedder_box.server_note.text())
         self.send_signal(widget.Inputs.images, image_table(self.folder))
         self.wait_until_finished()
         self.assertEqual(self.factory.calls, [])
-        self.assertEqual(widget.send_button.text(),
+        self.assertEqual(widget.embedder_box.send_button.text(),
                          "Send 7 images to gpu.lab:8000")
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.wait_until_finished()
         self.assertEqual(self.factory.calls[-1],
                          ("vgg19", "http://gpu.lab:8000"))
@@ -710,7 +707,7 @@ class TestServerChoice(ImageFolderMixin, WidgetTest):
         self.assertEqual(again.effective_server_url(), "http://gpu.lab:8000")
         self.assertEqual(again.embedder, "vgg19")
         # back to the public server
-        widget.server_choice.buttons[0].click()
+        widget.embedder_box.server_choice.buttons[0].click()
         self.assertEqual(widget.effective_server_url(), PUBLIC_SERVER_URL)
 
 
@@ -726,9 +723,9 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
 
     def choose(self, key, widget=None):
         widget = widget or self.widget
-        index = widget.embedder_model.indexOf(key)
-        widget.embedder_combo.setCurrentIndex(index)
-        widget.embedder_combo.activated.emit(index)
+        index = widget.embedder_box.embedder_model.indexOf(key)
+        widget.embedder_box.embedder_combo.setCurrentIndex(index)
+        widget.embedder_box.embedder_combo.activated.emit(index)
 
     def server_calls(self):
         return [call for call in self.factory.calls
@@ -738,17 +735,17 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
         widget = self.widget
         self.send_signal(widget.Inputs.images, self.data)
         self.wait_until_finished()
-        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
         self.choose("inception-v3")
         self.wait_until_finished()
         self.assertEqual(self.server_calls(), [])
-        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        self.assertTrue(widget.embedder_box.confirm_box.isVisibleTo(widget))
         # 7 of the 8 rows name an image
-        self.assertEqual(widget.send_button.text(),
+        self.assertEqual(widget.embedder_box.send_button.text(),
                          "Send 7 images to api.garaza.io")
-        self.assertEqual(widget.keep_button.text(),
+        self.assertEqual(widget.embedder_box.keep_button.text(),
                          "Keep them here: use SqueezeNet (local)")
-        self.assertIn("Nothing is sent", widget.confirm_note.text())
+        self.assertIn("Nothing is sent", widget.embedder_box.confirm_note.text())
         # the outputs of the previous embedder are withdrawn meanwhile
         self.assertIsNone(self.get_output(widget.Outputs.embeddings))
         self.assertIn("Waiting", widget.status_label.text())
@@ -757,14 +754,14 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
                          image_table(self.folder, bad=False))
         self.wait_until_finished()
         self.assertEqual(self.server_calls(), [])
-        self.assertEqual(widget.send_button.text(),
+        self.assertEqual(widget.embedder_box.send_button.text(),
                          "Send 4 images to api.garaza.io")
 
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.wait_until_finished()
         self.assertEqual(self.server_calls(),
                          [("inception-v3", PUBLIC_SERVER_URL)])
-        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
         self.assertEqual(len(self.get_output(widget.Outputs.embeddings)), 4)
         # once confirmed: new data and other embedders on the same server go
         self.send_signal(widget.Inputs.images, self.data)
@@ -773,25 +770,25 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
         self.assertEqual(self.server_calls()[-2:],
                          [("inception-v3", PUBLIC_SERVER_URL),
                           ("painters", PUBLIC_SERVER_URL)])
-        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
         # a local embedder, then a server one again: asked again
         self.choose("squeezenet")
         self.choose("vgg16")
         self.wait_until_finished()
         self.assertEqual(self.server_calls()[-1][0], "painters")
-        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        self.assertTrue(widget.embedder_box.confirm_box.isVisibleTo(widget))
 
     def test_keep_them_here(self):
         widget = self.widget
         self.send_signal(widget.Inputs.images, self.data)
         self.wait_until_finished()
         self.choose("vgg19")
-        widget.keep_button.click()
+        widget.embedder_box.keep_button.click()
         self.wait_until_finished()
         self.assertEqual(widget.embedder, "squeezenet")
-        self.assertEqual(widget.embedder_combo.currentText(),
+        self.assertEqual(widget.embedder_box.embedder_combo.currentText(),
                          "SqueezeNet (local)")
-        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
         self.assertEqual(self.server_calls(), [])
         self.assertEqual(self.factory.calls[-1], ("squeezenet", None))
         self.assertEqual(len(self.get_output(widget.Outputs.embeddings)), 4)
@@ -802,19 +799,19 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
         widget = self.widget
         self.send_signal(widget.Inputs.images, self.data)
         self.choose("vgg16")
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.wait_until_finished()
         self.assertEqual(self.server_calls(), [("vgg16", PUBLIC_SERVER_URL)])
-        widget.server_choice.buttons[1].click()
+        widget.embedder_box.server_choice.buttons[1].click()
         self.wait_until_finished()
-        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
-        self.assertEqual(widget.send_button.text(),
+        self.assertTrue(widget.embedder_box.confirm_box.isVisibleTo(widget))
+        self.assertEqual(widget.embedder_box.send_button.text(),
                          "Send 7 images to 127.0.0.1:8000")
         self.assertEqual(len(self.server_calls()), 1)
         # back to the server the user agreed to: no question
-        widget.server_choice.buttons[0].click()
+        widget.embedder_box.server_choice.buttons[0].click()
         self.wait_until_finished()
-        self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
         self.assertEqual(self.server_calls()[-1], ("vgg16", PUBLIC_SERVER_URL))
         self.assertEqual(len(self.server_calls()), 2)
 
@@ -824,11 +821,11 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
         self.send_signal(widget.Inputs.images, self.data)
         self.wait_until_finished()
         self.choose("deeploc")
-        self.assertTrue(widget.confirm_box.isVisibleTo(widget))
+        self.assertTrue(widget.embedder_box.confirm_box.isVisibleTo(widget))
         widget.commit.now()
         self.wait_until_finished()
         self.assertEqual(self.server_calls(), [])
-        widget.send_button.click()
+        widget.embedder_box.send_button.click()
         self.wait_until_finished()
         self.assertEqual(self.server_calls(), [("deeploc", PUBLIC_SERVER_URL)])
 
@@ -842,7 +839,7 @@ class TestSendConfirmation(ImageFolderMixin, WidgetTest):
                 widget = self.create_widget(OWImageEmbedding,
                                             stored_settings=stored)
                 widget.embedder_factory = self.factory
-                self.assertFalse(widget.confirm_box.isVisibleTo(widget))
+                self.assertFalse(widget.embedder_box.confirm_box.isVisibleTo(widget))
                 self.send_signal(widget.Inputs.images, self.data,
                                  widget=widget)
                 self.wait_until_finished(widget=widget)
@@ -904,7 +901,7 @@ class TestWholeMessages(ImageFolderMixin, WidgetTest):
 
     def test_tooltips_wrap(self):
         widget = self.widget
-        model = widget.embedder_model
+        model = widget.embedder_box.embedder_model
         for row, key in enumerate(model):
             tooltip = model.data(model.index(row), Qt.ToolTipRole)
             self.assert_wrapped(tooltip, get_embedder(key).description)
@@ -934,9 +931,9 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
 
     def choose(self, key):
         widget = self.widget
-        index = widget.embedder_model.indexOf(key)
-        widget.embedder_combo.setCurrentIndex(index)
-        widget.embedder_combo.activated.emit(index)
+        index = widget.embedder_box.embedder_model.indexOf(key)
+        widget.embedder_box.embedder_combo.setCurrentIndex(index)
+        widget.embedder_box.embedder_combo.activated.emit(index)
 
     def served(self, url):
         """VGG16's local copy with its weights at ``url``, hashed as
@@ -951,8 +948,8 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
                                {"vgg16-local": patched})
 
     def test_local_copies_are_offered_beside_the_server_models(self):
-        texts = [self.widget.embedder_combo.itemText(i)
-                 for i in range(self.widget.embedder_combo.count())]
+        texts = [self.widget.embedder_box.embedder_combo.itemText(i)
+                 for i in range(self.widget.embedder_box.embedder_combo.count())]
         for label in ("Inception v3", "VGG-16", "VGG-19"):
             server = texts.index(f"{label} (server)")
             self.assertEqual(texts[server + 1], f"{label} (local)")
@@ -963,10 +960,10 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.wait_until_finished()
         self.choose("inception-v3-local")
         self.assertEqual(widget.embedder, "inception-v3-local")
-        self.assertFalse(widget.server_box.isVisibleTo(widget))
-        self.assertTrue(widget.download_box.isVisibleTo(widget))
-        self.assertIn(self.weights.name, widget.download_button.toolTip())
-        self.assertIn("download.pytorch.org", widget.download_note.text())
+        self.assertFalse(widget.embedder_box.server_box.isVisibleTo(widget))
+        self.assertTrue(widget.embedder_box.download_box.isVisibleTo(widget))
+        self.assertIn(self.weights.name, widget.embedder_box.download_button.toolTip())
+        self.assertIn("download.pytorch.org", widget.embedder_box.download_note.text())
         self.assertTrue(widget.Error.weights_missing.is_shown())
         self.assertIn("inception_v3_google-0cc3c7bd.pth",
                       str(widget.Error.weights_missing))
@@ -977,7 +974,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
                           "inception_v3_google-0cc3c7bd.pth"), "wb").close()
         widget.commit.now()
         self.wait_until_finished()
-        self.assertFalse(widget.download_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.download_box.isVisibleTo(widget))
         self.assertFalse(widget.Error.weights_missing.is_shown())
         self.assertEqual(self.factory.calls[-1],
                          ("inception-v3-local", None))
@@ -993,16 +990,16 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
             self.choose("vgg16-local")
             self.assertTrue(widget.Error.weights_missing.is_shown())
             # the transfer keeps breaking off: a message, the part is kept
-            widget.download_button.click()
-            self.assertFalse(widget.download_button.isEnabled())
+            widget.embedder_box.download_button.click()
+            self.assertFalse(widget.embedder_box.download_button.isEnabled())
             self.wait_until_finished(timeout=20000)
             self.assertTrue(widget.Error.download_failed.is_shown())
             self.assertIn("download again to resume",
                           str(widget.Error.download_failed))
-            self.assertTrue(widget.download_button.isEnabled())
+            self.assertTrue(widget.embedder_box.download_button.isEnabled())
             # the next try resumes and, once checked, embeds
             handler.drops = 0
-            widget.download_button.click()
+            widget.embedder_box.download_button.click()
             self.wait_until_finished(timeout=20000)
             self.assertEqual(handler.ranges[-1], "bytes=400000-")
         path = os.path.join(self.weights.name, "vgg16-397923af.pth")
@@ -1013,7 +1010,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
                             == "vgg16-local", timeout=5000)
         self.wait_until_finished()
         self.assertFalse(widget.Error.active)
-        self.assertFalse(widget.download_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.download_box.isVisibleTo(widget))
         self.assertEqual(self.factory.calls[-1], ("vgg16-local", None))
         self.assertIsNotNone(self.get_output(widget.Outputs.embeddings))
 
@@ -1050,7 +1047,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
             widget.cancel_button.click()
             release.set()
         self.assertTrue(widget.Information.download_stopped.is_shown())
-        self.assertTrue(widget.download_button.isEnabled())
+        self.assertTrue(widget.embedder_box.download_button.isEnabled())
         self.assertFalse(widget.cancel_button.isEnabled())
 
     def test_download_button_says_how_large(self):
@@ -1059,8 +1056,8 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
                           ("vgg16-local", "553 MB"),
                           ("vgg19-local", "575 MB")):
             self.choose(key)
-            self.assertTrue(widget.download_box.isVisibleTo(widget))
-            self.assertEqual(widget.download_button.text(),
+            self.assertTrue(widget.embedder_box.download_box.isVisibleTo(widget))
+            self.assertEqual(widget.embedder_box.download_button.text(),
                              f"Download ({size})")
         # a file whose size the registry does not know: no figure
         import dataclasses
@@ -1069,7 +1066,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
             spec, weights=dataclasses.replace(spec.weights, size=None))
         with mock.patch.dict(registry.LOCAL_COPIES, {spec.key: patched}):
             self.choose("vgg16-local")
-            self.assertEqual(widget.download_button.text(), "Download")
+            self.assertEqual(widget.embedder_box.download_button.text(), "Download")
 
     def test_every_download_has_a_size(self):
         for spec in LOCAL_COPIES.values():
@@ -1100,7 +1097,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.choose("vgg16-local")
         with mock.patch("orangecontrib.imageanalytics.widgets."
                         "owimageembedding.download", fail):
-            widget.download_button.click()
+            widget.embedder_box.download_button.click()
             self.wait_until_finished()
         self.assertEqual(str(widget.Error.download_failed), message)
         self.assertIn(message, widget.message_label.text())
@@ -1121,7 +1118,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
             TOOLTIP_WIDTH,
         )
         document = QTextDocument()
-        document.setHtml(self.widget.download_button.toolTip())
+        document.setHtml(self.widget.embedder_box.download_button.toolTip())
         lines = document.toPlainText().splitlines()
         self.assertLessEqual(max(map(len, lines)), TOOLTIP_WIDTH)
 
@@ -1132,7 +1129,7 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.assertEqual(packed["embedder"], "vgg19-local")
         again = self.create_widget(OWImageEmbedding, stored_settings=packed)
         self.assertEqual(again.embedder, "vgg19-local")
-        self.assertEqual(again.embedder_combo.currentText(), "VGG-19 (local)")
+        self.assertEqual(again.embedder_box.embedder_combo.currentText(), "VGG-19 (local)")
         self.assertFalse(again.Warning.unknown_embedder.is_shown())
 
 
@@ -1147,7 +1144,7 @@ class TestMigration(ImageFolderMixin, WidgetHelpersTest):
                         "cb_image_attr_current_id": 0,
                         "__version__": 1})
                 self.assertEqual(widget.embedder, key)
-                self.assertEqual(widget.embedder_combo.currentText(),
+                self.assertEqual(widget.embedder_box.embedder_combo.currentText(),
                                  EMBEDDERS[key].display_name)
                 self.assertFalse(widget.auto_apply)
                 self.assertFalse(widget.Warning.unknown_embedder.is_shown())
@@ -1235,7 +1232,7 @@ class TestMigration(ImageFolderMixin, WidgetHelpersTest):
                              "__version__": 2})
         self.assertEqual(widget.embedder, "vgg19")
         # the server model it meant, not the local copy added later
-        self.assertEqual(widget.embedder_combo.currentText(),
+        self.assertEqual(widget.embedder_box.embedder_combo.currentText(),
                          "VGG-19 (server)")
         self.assertFalse(widget.auto_apply)
         self.assertIsNone(widget.legacy_image_attr_index)

@@ -42,14 +42,14 @@ class TestEfficientNetInTheWidget(WidgetTest):
 
     def test_offered_as_local_and_embeds(self):
         widget = self.widget
-        texts = [widget.embedder_combo.itemText(i)
-                 for i in range(widget.embedder_combo.count())]
+        texts = [widget.embedder_box.embedder_combo.itemText(i)
+                 for i in range(widget.embedder_box.embedder_combo.count())]
         self.assertIn("EfficientNet-Lite0 (local)", texts)
-        index = widget.embedder_model.indexOf(SPEC.key)
-        widget.embedder_combo.setCurrentIndex(index)
-        widget.embedder_combo.activated.emit(index)
+        index = widget.embedder_box.embedder_model.indexOf(SPEC.key)
+        widget.embedder_box.embedder_combo.setCurrentIndex(index)
+        widget.embedder_box.embedder_combo.activated.emit(index)
         self.assertEqual(widget.embedder, SPEC.key)
-        self.assertFalse(widget.server_box.isVisibleTo(widget))
+        self.assertFalse(widget.embedder_box.server_box.isVisibleTo(widget))
         self.send_signal(widget.Inputs.images, self.data)
         self.wait_until_finished(timeout=60000)
         output = self.get_output(widget.Outputs.embeddings)

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from AnyQt.QtCore import Qt, QTimer
-from AnyQt.QtWidgets import QLayout, QSizePolicy
+from AnyQt.QtWidgets import QLayout
 from Orange.data import Table, Variable
 from Orange.widgets import gui
 from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
-from Orange.widgets.utils.itemmodels import PyListModel, VariableListModel
+from Orange.widgets.utils.itemmodels import VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
@@ -28,8 +28,6 @@ from orangecontrib.imageanalytics.embedders.errors import (
 from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
     LOCAL_COPIES,
-    PUBLIC_SERVER_URL,
-    default_server_url,
     embedder_keys,
     get_embedder,
 )
@@ -44,34 +42,24 @@ from orangecontrib.imageanalytics.embedding_task import (
     image_columns,
     migrate_settings,
     run,
-    server_address,
-    server_note,
     skip_summary,
     weights_missing,
 )
+from orangecontrib.imageanalytics.widgets.utils.embedder_box import (
+    LOCAL_FALLBACK,
+    EmbedderBox,
+    wrapped_label,
+)
 from orangecontrib.imageanalytics.widgets.utils.tooltips import wrapped_tooltip
+from orangecontrib.imageanalytics.widgets.utils.whole_messages import (
+    WholeMessagesMixin,
+)
 
 __all__ = ["OWImageEmbedding"]
 
-#: The embedder offered when the server cannot be reached, and instead of
-#: sending the images away.
-LOCAL_FALLBACK = DEFAULT_EMBEDDER
 
-
-class EmbedderListModel(PyListModel):
-    """Embedder keys, shown by their display names (where images go)."""
-
-    def data(self, index, role=Qt.DisplayRole):
-        if self._is_index_valid(index):
-            spec = get_embedder(self[index.row()])
-            if role == Qt.DisplayRole:
-                return spec.display_name
-            if role == Qt.ToolTipRole:
-                return wrapped_tooltip(spec.description)
-        return super().data(index, role)
-
-
-class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
+class OWImageEmbedding(WholeMessagesMixin, OWWidget,
+                       ConcurrentWidgetMixin):
     name = "Image Embedding"
     description = "Image embedding through deep neural networks."
     icon = "icons/ImageEmbedding.svg"
@@ -159,58 +147,21 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.Warning.unknown_embedder(
                 self.embedder, get_embedder(DEFAULT_EMBEDDER).display_name)
             self.embedder = DEFAULT_EMBEDDER
-        # images leave for a server the user picked only once they confirm;
-        # a workflow saved with a server embedder runs as it was saved
-        self._confirmed_url = None if get_embedder(self.embedder).local \
-            else self.effective_server_url()
-        self._awaiting_confirmation = False
 
         self.image_attr_model = VariableListModel()
         box = gui.vBox(self.controlArea, "Images")
         gui.comboBox(box, self, "image_attr", label="Image column:",
                      orientation=Qt.Horizontal, model=self.image_attr_model,
                      callback=self.commit.deferred)
-
-        box = gui.vBox(self.controlArea, "Embedder")
-        self.embedder_model = EmbedderListModel(embedder_keys())
-        self.embedder_combo = gui.comboBox(
-            box, self, "embedder", model=self.embedder_model,
-            callback=self._on_embedder_changed)
-        self.description_label = self._label(box)
-
-        self.download_box = gui.vBox(box, margin=0)
-        self.download_note = self._label(self.download_box)
-        self.download_button = gui.button(
-            self.download_box, self, "Download",
-            callback=self.download_weights, autoDefault=False)
-
-        self.server_box = gui.vBox(box, margin=0)
-        self.server_choice = gui.radioButtons(
-            self.server_box, self, "own_server",
-            btnLabels=(f"Orange's public server ({host(PUBLIC_SERVER_URL)})",
-                       "My own server:"),
-            callback=self._on_server_changed)
-        self.server_edit = gui.lineEdit(
-            gui.indentedBox(self.server_box), self, "server_url",
-            callback=self._on_server_changed)
-        self.server_edit.setPlaceholderText(default_server_url())
-        self.server_note = self._label(self.server_box)
-
-        local = get_embedder(LOCAL_FALLBACK).display_name
-        self.confirm_box = gui.vBox(box, margin=0)
-        self.confirm_note = self._label(self.confirm_box)
-        self.send_button = gui.button(self.confirm_box, self, "Send",
-                                      callback=self.send_images,
-                                      autoDefault=False)
-        self.keep_button = gui.button(
-            self.confirm_box, self, f"Keep them here: use {local}",
-            callback=self.keep_images_here, autoDefault=False)
+        self.embedder_box = EmbedderBox(
+            self, self.controlArea, changed=self._on_embedder_changed,
+            confirmed=self.commit.now, download=self.download_weights)
 
         box = gui.vBox(self.controlArea, "Status")
-        self.status_label = self._label(box, "No data.")
-        # messages in full: the status bar shows only their first line
-        self.message_label = self._label(box)
-        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status_label = wrapped_label(box, "No data.")
+        # the messages whole: the status bar shows only their first line
+        self.add_message_label(box)
+        local = get_embedder(LOCAL_FALLBACK).display_name
         self.fallback_button = gui.button(
             box, self, "Embed locally this time",
             callback=self.embed_locally_this_time, autoDefault=False,
@@ -225,15 +176,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         gui.auto_apply(self.buttonsArea, self, "auto_apply")
         self.controlArea.setMinimumWidth(320)
         self.layout().setSizeConstraint(QLayout.SetFixedSize)
-        self._update_embedder_info()
-        self.update_message_state()
-
-    @staticmethod
-    def _label(box, text: str = ""):
-        label = gui.widgetLabel(box, text)
-        label.setWordWrap(True)
-        label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
-        return label
+        self._update_embedder_box()
 
     # --- inputs -------------------------------------------------------------
 
@@ -271,70 +214,19 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _on_embedder_changed(self) -> None:
         self.Warning.unknown_embedder.clear()
-        self._on_destination_chosen()
-
-    def _on_server_changed(self) -> None:
-        self._on_destination_chosen()
-
-    def _on_destination_chosen(self) -> None:
-        """The user chose where images go: a server not confirmed yet waits
-        for the user's word before any image leaves."""
-        if get_embedder(self.embedder).local:
-            self._confirmed_url = None
-            self._awaiting_confirmation = False
-        else:
-            self._awaiting_confirmation = \
-                self.effective_server_url() != self._confirmed_url
-        self._update_embedder_info()
+        self._update_embedder_box()
         self.commit.deferred()
-
-    def send_images(self) -> None:
-        """The user agrees to send the images to the chosen server."""
-        self._confirmed_url = self.effective_server_url()
-        self._awaiting_confirmation = False
-        self.commit.now()
-
-    def keep_images_here(self) -> None:
-        """The user keeps the images here: the local default is chosen."""
-        self.embedder = LOCAL_FALLBACK
-        self._on_embedder_changed()
 
     def effective_server_url(self) -> str:
         """The address that server embedders send images to."""
-        return server_address(self.own_server, self.server_url)
+        return self.embedder_box.server_url()
 
-    def _update_embedder_info(self) -> None:
-        spec = get_embedder(self.embedder)
-        self.description_label.setText(spec.description)
-        self.server_box.setVisible(not spec.local)
-        self.server_edit.setEnabled(bool(self.own_server))
-        url = self.effective_server_url()
-        self.server_note.setText(server_note(url, self.own_server))
-        self.confirm_box.setVisible(self._awaiting_confirmation)
-        n_images = count_images(self.data, self.image_attr)
-        images = ("the images" if self.data is None else
-                  f"{n_images} image{'s' * (n_images != 1)}")
-        self.send_button.setText(f"Send {images} to {host(url)}")
-        self.confirm_note.setText(
-            f"Nothing is sent until you choose: send {images} to {url}, or "
-            "keep them on this computer.")
-        self._update_download_box()
-
-    def _update_download_box(self) -> None:
-        spec = get_embedder(self.embedder)
-        downloading = self._downloading is not None
-        visible = downloading or weights_missing(spec.key)
-        self.download_box.setVisible(visible)
-        self.download_button.setEnabled(not downloading)
-        if visible and not downloading:
-            size = spec.weights.size
-            self.download_button.setText(
-                f"Download ({size / 1e6:.0f} MB)" if size else "Download")
-            self.download_note.setText(
-                f"Its weights come from {host(spec.weights.url or '')}.")
-            self.download_button.setToolTip(wrapped_tooltip(
-                f"Download {spec.weights.filename} into "
-                f"{weights_path(spec).parent}"))
+    def _update_embedder_box(self) -> None:
+        # counted only for the question that names it
+        n_images = None if self.data is None \
+            or not self.embedder_box.awaiting_confirmation \
+            else count_images(self.data, self.image_attr)
+        self.embedder_box.update(n_images, self._downloading is not None)
 
     # --- running ------------------------------------------------------------
 
@@ -350,7 +242,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.cancel()
         self._clear_task_messages()
         self._downloading = key
-        self._update_download_box()
+        self._update_embedder_box()
         self.status_label.setText(
             f"Downloading the weights of {get_embedder(key).label}...")
         self._run_task(download, self._download_done, self._download_failed,
@@ -375,12 +267,12 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self.cancel()
         self._downloading = None
         self._clear_task_messages()
-        self._update_embedder_info()
+        self._update_embedder_box()
         spec = get_embedder(embedder_key)
         waiting = None
         if self.data is None or self.image_attr is None:
             waiting = self.status_label.text()
-        elif not spec.local and self._awaiting_confirmation:
+        elif not spec.local and self.embedder_box.awaiting_confirmation:
             waiting = (f"Waiting for your choice: send the images to "
                        f"{host(self.effective_server_url())}, or keep them "
                        "here.")
@@ -428,7 +320,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
         self._set_running(False)
         if self._downloading is not None:
             self._downloading = None
-            self._update_download_box()
+            self._update_embedder_box()
             self.Information.download_stopped()
             self.status_label.setText("Download stopped.")
             return
@@ -484,7 +376,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             status = "Embedder not available."
             # a damaged weights file: a new download replaces it
             if key in LOCAL_COPIES:
-                self.download_box.setVisible(True)
+                self.embedder_box.download_box.setVisible(True)
         elif isinstance(ex, EmbeddingError) and fallback:
             # the server answered, but refused or talked nonsense
             self.Error.server_failed(url, str(ex) or type(ex).__name__, local)
@@ -497,7 +389,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _download_done(self, result: Downloaded) -> None:
         self._downloading = None
-        self._update_download_box()
+        self._update_embedder_box()
         self.status_label.setText(
             f"Downloaded the weights of {get_embedder(result.embedder).label}.")
         if result.embedder == self.embedder:
@@ -507,7 +399,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
 
     def _download_failed(self, ex: Exception) -> None:
         self._downloading = None
-        self._update_download_box()
+        self._update_embedder_box()
         if isinstance(ex, DownloadCancelled):
             self.Information.download_stopped()
             self.status_label.setText("Download stopped.")
@@ -519,21 +411,7 @@ class OWImageEmbedding(OWWidget, ConcurrentWidgetMixin):
             self.Error.failed(f"{type(ex).__name__}: {ex}", exc_info=ex)
         self.status_label.setText("Download failed.")
 
-    # --- messages -----------------------------------------------------------
-
-    def update_message_state(self) -> None:
-        """Show every message whole, in the widget and in the message bar's
-        tooltip, wrapped; Orange's bar shows only a message's first line."""
-        super().update_message_state()
-        label = getattr(self, "message_label", None)
-        if label is None:    # a message shown while the controls are built
-            return
-        text = "\n".join(str(message) for group in self.message_groups
-                         for message in group.active)
-        label.setText(text)
-        label.setVisible(bool(text))
-        if self.message_bar is not None and text:
-            self.message_bar.setToolTip(wrapped_tooltip(text))
+    # --- deletion and report ------------------------------------------------
 
     def onDeleteWidget(self) -> None:
         self.shutdown()
