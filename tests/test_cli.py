@@ -150,6 +150,43 @@ def test_skipped_file_is_current_when_nothing_is_skipped(tmp_path,
     assert "skip reason" in table.domain
 
 
+def test_skipped_file_holds_every_skipped_file(folder, tmp_path, fake_runner,
+                                               capsys):
+    """Files skipped while the folder is scanned (not an image inside) are
+    written to --skipped beside the rows skipped while embedding (a cut
+    JPEG whose header reads well), each with its path and its reason, as
+    the console lists them."""
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(
+        0, 255, (300, 400, 3), dtype=np.uint8)).save(big)
+    (folder / "cats" / "cut.jpg").write_bytes(big.read_bytes()[:3000])
+    (folder / "notes.txt").write_text("not an image, not reported")
+    out, skipped = tmp_path / "out.tab", tmp_path / "skipped.tab"
+    assert main(["embed", str(folder), "-o", str(out), "--skipped",
+                 str(skipped), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "dogs/broken.jpg: " in err and "cats/cut.jpg: " in err
+
+    table = Table.from_file(str(skipped))
+    assert len(Table.from_file(str(out))) == 3
+    assert "Wrote 2 skipped rows" in err
+    image = table.domain["image"]
+    rows = {value: (reason, name, category)
+            for value, reason, name, category in zip(
+                table.get_column(image), table.get_column("skip reason"),
+                table.get_column("image name"),
+                [table.domain.class_var.str_val(y) for y in table.Y])}
+    assert sorted(rows) == ["cats/cut.jpg", "dogs/broken.jpg"]
+    for value, (reason, name, category) in rows.items():
+        assert f"{value}: {reason}" in err     # the console's reason
+        assert reason
+        assert name == value.rpartition("/")[2].rpartition(".")[0]
+        assert category == value.partition("/")[0]
+    # the paths resolve against the folder, as the embedded rows' do
+    assert image.attributes["type"] == "image"
+    assert Path(image.attributes["origin"]) == folder
+
+
 # --- download ---------------------------------------------------------------
 
 @pytest.fixture

@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="image column of a data file (default: the "
                             "column marked type=image)")
     embed.add_argument("--skipped", metavar="FILE",
-                       help="also write the skipped rows with their reason")
+                       help="also write the skipped files and rows with "
+                       "their reason")
     embed.add_argument("--exact", action="store_true",
                        help="decode every pixel before resizing (slower)")
     embed.add_argument("--no-cache", action="store_true",
@@ -362,6 +363,44 @@ def _empty_skipped(table):
     return _with_reasons(table, np.array([], dtype=int), [])
 
 
+def _scan_skipped_rows(domain, image_var, scan_skipped):
+    """Rows in the skipped table's ``domain`` for the files skipped while the
+    folder was scanned.
+
+    Such a file has no row in the imported table, so a row holds what is
+    known of it: its path (relative to the folder, as the image column's
+    values are), its name, its sub-folder as the category when that is one
+    of the category's values, and the reason; the rest is unknown.
+    """
+    import numpy as np
+    from Orange.data import Table
+
+    from orangecontrib.imageanalytics.import_images import (
+        CATEGORY,
+        IMAGE_NAME,
+    )
+    n = len(scan_skipped)
+    X = np.full((n, len(domain.attributes)), np.nan)
+    Y = np.full((n, len(domain.class_vars)), np.nan)
+    metas = np.empty((n, len(domain.metas)), dtype=object)
+    for col, var in enumerate(domain.metas):
+        metas[:, col] = var.Unknown
+    reason_col = len(domain.metas) - 1   # the reason is the last meta
+    for row, (path, reason) in enumerate(scan_skipped):
+        folder, _, name = path.rpartition("/")
+        for col, var in enumerate(domain.metas):
+            if var is image_var:    # a folder's: a string column
+                metas[row, col] = path
+            elif var.name == IMAGE_NAME and var.is_string:
+                metas[row, col] = os.path.splitext(name)[0]
+        metas[row, reason_col] = reason
+        for col, var in enumerate(domain.class_vars):
+            if var.name == CATEGORY and var.is_discrete \
+                    and (folder or ".") in var.values:
+                Y[row, col] = var.to_val(folder or ".")
+    return Table.from_numpy(domain, X, Y, metas=metas)
+
+
 def _embed(args: argparse.Namespace) -> int:
     from orangecontrib.imageanalytics.embedders.registry import get_embedder
     try:
@@ -413,6 +452,12 @@ def _embed(args: argparse.Namespace) -> int:
             # written even when empty: a file left by an earlier run must
             # not pass for this run's skipped rows
             skipped = _empty_skipped(table)
+        if import_skipped:
+            # first, as the summary lists them
+            from Orange.data import Table
+            skipped = Table.concatenate([
+                _scan_skipped_rows(skipped.domain, var, import_skipped),
+                skipped])
         _save(skipped, args.skipped)
         print(f"Wrote {len(skipped)} skipped rows to {args.skipped}",
               file=sys.stderr)
