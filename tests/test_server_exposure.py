@@ -15,6 +15,8 @@ from orangecontrib.imageanalytics.server.exposure import (
     is_loopback,
     is_public,
     listeners,
+    machine_addresses,
+    wildcard_warnings,
 )
 
 
@@ -126,3 +128,29 @@ def test_warnings_name_each_public_address():
     [gcs] = cluster_warnings("8.8.8.8:6379", None, [], token_auth=True)
     assert "token authentication is on" in gcs
     assert "RAY_AUTH_MODE" not in gcs
+
+
+def test_machine_addresses_include_loopback():
+    addresses = machine_addresses()
+    assert "127.0.0.1" in addresses or "::1" in addresses
+
+
+def test_wildcard_warnings_for_a_head_node_with_a_public_address():
+    places = [("the GCS", "10.0.0.1", 6379), ("the dashboard", "127.0.0.1",
+                                               8265)]
+    machine = ["127.0.0.1", "::1", "10.0.0.1", "8.8.8.8",
+               "fe80::1%eth0"]
+    bound = {6379: ["::"], 8265: ["127.0.0.1"]}
+    [gcs] = wildcard_warnings(places, machine, bound)
+    assert "GCS" in gcs and "6379" in gcs and "8.8.8.8" in gcs
+    assert "10.0.0.1" in gcs and "fe80" not in gcs
+    bound[8265] = ["0.0.0.0"]
+    assert len(wildcard_warnings(places, machine, bound)) == 2
+    # bound to the announced address only
+    assert wildcard_warnings(places, machine,
+                             {6379: ["10.0.0.1"], 8265: ["127.0.0.1"]}) == []
+    # no public address on this machine
+    assert wildcard_warnings(places, machine[:3], bound) == []
+    # the head node is another machine
+    assert wildcard_warnings([("the GCS", "10.0.0.9", 6379)], machine,
+                             bound) == []

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -160,6 +161,10 @@ def test_command_line_keeps_a_local_instance_on_loopback(monkeypatch,
     assert "--ray-expose-ports" in message
     assert main(["--ray"]) == 2
     assert calls.pop() == (RayOptions(), value)
+    # a cluster on loopback, which Ray would look for elsewhere without it
+    _unset_environment(monkeypatch, name)
+    assert main(["--ray", "--ray-address", "127.0.0.1:6379"]) == 2
+    assert calls.pop() == (RayOptions(address="127.0.0.1:6379"), value)
 
 
 def test_exposed_listeners_are_refused_unless_accepted(monkeypatch, caplog):
@@ -226,6 +231,33 @@ def test_joining_a_cluster_on_public_addresses_warns(monkeypatch, caplog):
     assert all("8.8.4.4" in warning and "RAY_AUTH_MODE=token" in warning
                for warning in warnings)
     assert not any("1.1.1.1" in warning for warning in warnings)
+
+
+@needs_ray
+def test_a_head_node_here_listening_everywhere_warns(monkeypatch, caplog):
+    """Ray announces a private address, but its GCS listens on every
+    interface of this machine, which also has a public one."""
+    import ray
+
+    class Context:
+        gcs_address = "10.0.0.1:6379"
+
+    def listening(ip, port):
+        return SimpleNamespace(laddr=SimpleNamespace(ip=ip, port=port),
+                               raddr=(), status=psutil.CONN_LISTEN, pid=None)
+
+    monkeypatch.setattr(ray, "get_runtime_context", Context)
+    monkeypatch.setattr(ray, "nodes", lambda: [
+        {"NodeManagerAddress": "10.0.0.1", "Alive": True}])
+    monkeypatch.setattr(ray_binding, "machine_addresses",
+                        lambda: ["127.0.0.1", "10.0.0.1", "8.8.8.8"])
+    monkeypatch.setattr(psutil, "net_connections", lambda kind: [
+        listening("::", 6379), listening("127.0.0.1", 8265)])
+    with caplog.at_level("WARNING"):
+        warnings = ray_binding.warn_about_cluster("127.0.0.1:8265")
+    assert len(warnings) == 1, warnings
+    assert "GCS" in warnings[0] and "8.8.8.8" in warnings[0]
+    assert warnings[0] in caplog.text
 
 
 def test_front_on_a_cluster_requires_the_api_key():

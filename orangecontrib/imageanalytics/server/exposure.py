@@ -13,13 +13,15 @@ binds elsewhere is caught when the server starts rather than by an attacker.
 A cluster's processes were started elsewhere (``ray start``); what can be
 told from a driver are the addresses Ray publishes: the GCS's, the
 dashboard's and each node's.  :func:`cluster_warnings` names those that are
-public.
+public.  Ray announces one address but may listen on every interface; where
+the head node is this machine, :func:`wildcard_warnings` names the ports
+that listen on every interface of a machine that has a public address.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "is_loopback",
     "is_public",
     "listeners",
+    "machine_addresses",
+    "wildcard_warnings",
 ]
 
 
@@ -168,3 +172,50 @@ def cluster_warnings(gcs_address: str, dashboard_url: str | None,
             f"{guard}; keep Ray's ports behind a firewall, on a private "
             "network"
             for what, address in places if is_public(address)]
+
+
+def machine_addresses() -> list[str]:
+    """The IP addresses of this machine's network interfaces."""
+    import psutil
+
+    return [address.address
+            for addresses in psutil.net_if_addrs().values()
+            for address in addresses
+            if address.family in (socket.AF_INET, socket.AF_INET6)]
+
+
+def wildcard_warnings(places: Iterable[tuple[str, str, int]],
+                      machine: Collection[str],
+                      bound: Mapping[int, Collection[str]]) -> list[str]:
+    """Warnings about ports of this machine that Ray announces on one
+    address but that listen on every interface, a public one among them.
+
+    Parameters
+    ----------
+    places
+        ``(what, host, port)`` as Ray announces them.
+    machine
+        This machine's addresses (:func:`machine_addresses`).
+    bound
+        For each port, the addresses that listen on it on this machine.
+
+    Returns
+    -------
+    list of str
+        A warning for each place on this machine (its host is one of
+        ``machine``) that listens on the unspecified address, when
+        ``machine`` has a public address; none otherwise.
+    """
+    public = sorted({address.split("%")[0] for address in machine
+                     if is_public(address) and not is_loopback(address)})
+    if not public:
+        return []
+    here = {address.split("%")[0] for address in machine}
+    return [f"{what} of the Ray cluster listens on every interface of this "
+            f"machine (port {port}), which has the public address "
+            f"{', '.join(public)}, although Ray announces {host}; keep the "
+            "port behind a firewall"
+            for what, host, port in places
+            if host in here and any(_ip(address) is not None
+                                    and _ip(address).is_unspecified
+                                    for address in bound.get(port, ()))]

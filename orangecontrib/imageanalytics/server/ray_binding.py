@@ -36,8 +36,11 @@ from orangecontrib.imageanalytics.server.exposure import (
     Listener,
     cluster_warnings,
     exposed,
+    host_of,
     is_loopback,
     listeners,
+    machine_addresses,
+    wildcard_warnings,
 )
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "check_listeners",
     "keep_ray_on_loopback",
     "keep_replica_server_on_loopback",
+    "on_loopback",
     "warn_about_cluster",
 ]
 
@@ -78,6 +82,14 @@ class ExposedPortsError(RuntimeError):
             "who reaches them can run code on it: "
             + "; ".join(map(str, self.listeners))
             + f". Use a firewall and start with {EXPOSE_FLAG} to accept it.")
+
+
+def on_loopback(address: str | None) -> bool:
+    """Whether Ray is to be kept on loopback: for a local instance
+    (``address`` is ``None``), and for a cluster on a loopback address
+    (``ray start --head --node-ip-address 127.0.0.1``), which Ray would
+    otherwise look for on the machine's network address."""
+    return address is None or is_loopback(host_of(address))
 
 
 def keep_ray_on_loopback() -> None:
@@ -147,16 +159,49 @@ def keep_replica_server_on_loopback() -> bool:
     return True
 
 
+def _port(address: str) -> int | None:
+    tail = address.rsplit(":", 1)[-1].split("/", 1)[0]
+    return int(tail) if tail.isdigit() else None
+
+
+def _head_on_this_machine(gcs_address: str,
+                          dashboard_url: str | None) -> list[str]:
+    """:func:`~.exposure.wildcard_warnings` for the GCS and the dashboard,
+    where this machine's sockets can be listed."""
+    import psutil
+
+    places = [("the GCS", host_of(gcs_address), _port(gcs_address))]
+    if dashboard_url:
+        places.append(("the dashboard", host_of(dashboard_url),
+                       _port(dashboard_url)))
+    places = [place for place in places if place[2] is not None]
+    try:
+        machine = machine_addresses()
+        bound: dict[int, list[str]] = {}
+        for connection in psutil.net_connections(kind="inet"):
+            if connection.status == psutil.CONN_LISTEN:
+                bound.setdefault(connection.laddr.port, []).append(
+                    connection.laddr.ip)
+    except psutil.Error:
+        # e.g. sockets of other users' processes on macOS
+        return []
+    return wildcard_warnings(places, machine, bound)
+
+
 def warn_about_cluster(dashboard_url: str | None) -> list[str]:
     """Log (and return) a warning for each public address of the Ray
-    cluster this process joined: its GCS, its dashboard, its live nodes."""
+    cluster this process joined (its GCS, its dashboard, its live nodes),
+    and for its ports on this machine that listen on every interface of a
+    machine with a public address."""
     import ray
 
     nodes = [node["NodeManagerAddress"] for node in ray.nodes()
              if node.get("Alive")]
     token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
-    warnings = cluster_warnings(ray.get_runtime_context().gcs_address,
-                                dashboard_url, nodes, token_auth=token)
+    gcs_address = ray.get_runtime_context().gcs_address
+    warnings = cluster_warnings(gcs_address, dashboard_url, nodes,
+                                token_auth=token)
+    warnings += _head_on_this_machine(gcs_address, dashboard_url)
     for warning in warnings:
         log.warning("%s", warning)
     return warnings
