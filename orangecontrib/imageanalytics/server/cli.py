@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from orangecontrib.imageanalytics.server import ray_binding
 
-        if args.ray_address is None:
+        if ray_binding.on_loopback(args.ray_address):
             # before Ray is imported, which reads it
             ray_binding.keep_ray_on_loopback()
         try:

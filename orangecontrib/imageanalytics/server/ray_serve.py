@@ -57,6 +57,7 @@ from orangecontrib.imageanalytics.server.ray_binding import (
     check_listeners,
     keep_ray_on_loopback,
     keep_replica_server_on_loopback,
+    on_loopback,
     warn_about_cluster,
 )
 
@@ -380,7 +381,7 @@ def connect(options: RayOptions) -> bool:
 
     A cluster with public addresses is joined with a warning.
     """
-    if options.address is None:
+    if on_loopback(options.address):
         keep_ray_on_loopback()
     import ray
 
