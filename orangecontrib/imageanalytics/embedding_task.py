@@ -78,6 +78,8 @@ def image_columns(data: Table | None) -> list[Variable]:
     """
     if data is None:
         return []
+    # Orange's data classes take a second to import: only what handles a
+    # table loads them, not a script that only asks where images go
     from Orange.data import DiscreteVariable, StringVariable
     candidates = [var for var in data.domain.metas
                   if isinstance(var, (StringVariable, DiscreteVariable))]
