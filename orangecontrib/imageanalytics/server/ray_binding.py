@@ -108,6 +108,7 @@ def check_listeners(http_port: int, *, accept: bool = False) -> None:
     ExposedPortsError
         If one does and ``accept`` is false.
     """
+    # Ray, imported by now, ships psutil and puts it on the path
     import psutil
 
     try:
