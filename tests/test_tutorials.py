@@ -17,6 +17,7 @@ from orangecanvas.registry import WidgetRegistry
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
 
 from orangecontrib.imageanalytics import tutorials
+from orangecontrib.imageanalytics.save_images import KEEP_FORMAT
 from widget_helpers import WidgetHelpersTest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,6 +166,8 @@ class TestTutorials(WidgetHelpersTest):
         self.assertEqual(viewer.model.title(0), labels[0])
         saver = self.widget_named(scheme, "Save Images")
         self.assertEqual(saver.folders_by.name, "Logistic Regression")
+        # each photo saved in its own format, as the tutorial says
+        self.assertEqual(saver.file_format, KEEP_FORMAT)
         self.assertEqual(len(data[("Image Viewer", "Save Images", "Data")]), 25)
 
     def test_runs_from_another_place(self):
