@@ -48,3 +48,32 @@ def test_widget_preview_example_names_real_inputs(block):
     text = open(DOC, encoding="utf-8").read()
     for name in re.findall(r"run\((set_\w+)=", text) + re.findall(r", (set_\w+)=", text):
         assert hasattr(OWImageGrid, name), name
+
+
+def _preview_script(run_arguments: str) -> str:
+    return (
+        "from Orange.widgets.utils.widgetpreview import WidgetPreview\n"
+        "from orangecontrib.imageanalytics.widgets.owimageviewer import "
+        "OWImageViewer\n"
+        f"WidgetPreview(OWImageViewer).run({run_arguments})\n"
+        "print('after run')\n")
+
+
+@pytest.mark.parametrize(("no_exit", "continues"), [(False, False),
+                                                    (True, True)])
+def test_widget_preview_run_ends_the_script_unless_no_exit(no_exit, continues):
+    """What the page says of ``WidgetPreview.run``: closing the window ends
+    the script, ``no_exit=True`` returns instead.  (``no_exec=True`` stands
+    in for a window that is closed at once.)"""
+    import subprocess
+    import sys
+
+    text = open(DOC, encoding="utf-8").read()
+    assert "closing it ends the script" in text and "no_exit=True" in text
+    args = "no_exec=True" + (", no_exit=True" if no_exit else "")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", _preview_script(args)],
+                          env=env, capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ("after run" in done.stdout) == continues
