@@ -9,11 +9,17 @@ weights (``onnx_graph.py``, a few milliseconds, no torch); other local models
 are exported from PyTorch.  Either way the model is cached in the user's
 cache folder and reused by later processes.
 
-Engine choice ("auto"): on a 2-core machine SqueezeNet's forward pass runs
-1.5-3× faster in ONNX Runtime than in the best PyTorch variant measured
-(eager, channels-last, traced and frozen) and degrades far less when other
-work shares the cores, so ONNX Runtime is used whenever it can be imported
-and the model converts; PyTorch is the fallback.
+Engine choice ("auto"): the engines that give the right vectors here are
+float32 ONNX Runtime, PyTorch when it is installed, and INT8 ONNX Runtime
+where its check passed on this processor (``quantize.py``).  Which is
+fastest depends on the processor (INT8 halves SqueezeNet's time with VNNI
+and buys nothing without it), so :func:`choose_engine` measures them once,
+briefly, before the first large job, and keeps the choice in the cache
+folder beside the model, keyed by the processor, the thread count and the
+engines' versions.  Until then "auto" runs float32 ONNX Runtime, which was
+the fastest float engine everywhere measured (1.5-3x PyTorch eager on
+SqueezeNet); downloaded networks run in PyTorch (an ONNX copy of their
+weights would take up to 0.5 GB more disk).
 
 torch is imported only when a PyTorch runner is built or a model without a
 graph builder is exported (importing it takes about a second): with ONNX
@@ -23,7 +29,9 @@ loads it, not even on a cold cache.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
+import json
 import logging
 import os
 import tempfile
@@ -31,12 +39,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.processor import current_processor
 from orangecontrib.imageanalytics.embedders.registry import (
     LOCAL_COPIES,
     EmbedderSpec,
@@ -46,16 +56,23 @@ from orangecontrib.imageanalytics.embedders.registry import (
 if TYPE_CHECKING:
     from torch import nn
 
+    from orangecontrib.imageanalytics.embedders.quantize import Int8Check
+
 __all__ = [
+    "AUTO_MEASURE_MIN_IMAGES",
     "ENGINES",
+    "EngineChoice",
     "OnnxRunner",
     "Runner",
     "TorchRunner",
+    "auto_choice_path",
     "available_engines",
     "build_torch_model",
+    "choose_engine",
     "clear_runner_cache",
     "default_threads",
     "get_runner",
+    "int8_check",
     "int8_model_path",
     "measure_model_throughput",
     "model_cache_dir",
@@ -65,16 +82,30 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: "onnx-int8" is ONNX Runtime with the INT8 model, only for embedders in
-#: :data:`.quantize.INT8_EMBEDDERS` (vectors within cosine 0.99 of exact)
+#: :data:`.quantize.INT8_EMBEDDERS`, and only where its check passes on this
+#: processor (vectors within cosine 0.99 of float32); elsewhere float32 runs
 ENGINES = ("auto", "onnx", "onnx-int8", "torch")
+
+#: "auto" measures the engines before a job of at least this many images,
+#: if it has not measured them on this computer yet (a few seconds, once);
+#: smaller jobs run float32 ONNX Runtime meanwhile
+AUTO_MEASURE_MIN_IMAGES = 200
+# an engine is chosen over float32 ONNX Runtime only if it is faster by
+# more than this share: the exact vectors win when speed is a wash
+_AUTO_MARGIN = 0.05
+# seconds of forward passes measured per engine and round
+_AUTO_SECONDS = 0.4
+_AUTO_ROUNDS = 2
 
 #: ONNX opset of exported models; ONNX Runtime ≥ 1.12 runs it
 ONNX_OPSET = 17
 # bump when the export below or a graph builder changes so that cached
 # .onnx files are rebuilt
 _EXPORT_FORMAT = 2
-# bump when the quantisation in quantize.py changes
-_INT8_FORMAT = 1
+# bump when the quantisation or its check in quantize.py changes
+_INT8_FORMAT = 2
+# bump when the way "auto" measures changes
+_AUTO_FORMAT = 1
 _INPUT_NAME = "input"
 _OUTPUT_NAME = "output"
 
@@ -346,67 +377,147 @@ def _export_onnx(spec: EmbedderSpec, target) -> None:
 
 def int8_model_path(spec: EmbedderSpec | str) -> Path:
     """Where the INT8 model of ``spec`` is cached; named after the float
-    model it is quantised from and the quantiser's settings."""
-    float_path = onnx_model_path(spec)
+    model it is quantised from, the quantiser's settings and the processor
+    (the format and the check depend on it), so that a model checked on
+    another processor is never used here."""
     from orangecontrib.imageanalytics.embedders.quantize import (
         CALIBRATION_IMAGES,
+        CHECK_IMAGES,
+        MIN_COSINE,
+        int8_format,
     )
+    float_path = onnx_model_path(spec)
     ort = _onnxruntime()
-    stamp = "|".join((float_path.name, str(CALIBRATION_IMAGES),
-                      getattr(ort, "__version__", ""), str(_INT8_FORMAT)))
+    stamp = "|".join((
+        float_path.name, str(CALIBRATION_IMAGES), str(CHECK_IMAGES),
+        str(MIN_COSINE), int8_format().name, current_processor().signature,
+        getattr(ort, "__version__", ""), str(_INT8_FORMAT)))
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:20]
     return float_path.parent / f"{_resolve_spec(spec).key}.int8-{digest}.onnx"
 
 
-def _export(spec: EmbedderSpec, target, int8: bool) -> None:
-    if not int8:
-        _export_onnx(spec, target)
-        return
-    from orangecontrib.imageanalytics.embedders.quantize import quantize_int8
-    buffer = io.BytesIO()
-    _export_onnx(spec, buffer)
-    data = quantize_int8(buffer.getvalue(), spec, input_name=_INPUT_NAME)
-    if isinstance(target, (str, os.PathLike)):
-        Path(target).write_bytes(data)
-    else:
-        target.write(data)
+def _int8_check_path(spec: EmbedderSpec) -> Path:
+    return int8_model_path(spec).with_suffix(".json")
 
 
-def _write_onnx(spec: EmbedderSpec, path: Path, int8: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem,
-                               suffix=".tmp")
-    os.close(fd)
-    try:
-        _export(spec, tmp, int8)
-        # another process may export at the same time; both files are equal
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    pattern = f"{spec.key}.int8-*.onnx" if int8 else f"{spec.key}-*.onnx"
-    for stale in path.parent.glob(pattern):
-        if stale != path:
-            stale.unlink(missing_ok=True)
+# decisions and INT8 models that could not be written to the cache folder
+_int8_in_memory: dict[Path, tuple[Int8Check, bytes | None]] = {}
+_int8_lock = threading.Lock()
 
 
-def _onnx_runner(spec: EmbedderSpec, threads: int,
-                 int8: bool = False) -> OnnxRunner:
+def int8_check(spec: EmbedderSpec | str) -> Int8Check:
+    """Whether the INT8 model of ``spec`` is used on this processor.
+
+    The first call on a computer quantises the model and checks it against
+    the float model (:func:`.quantize.check_int8`, a few seconds); the
+    decision is kept beside the cached model, and later calls only read it.
+
+    Raises
+    ------
+    EmbedderUnavailable
+        If ``spec`` has no INT8 model, or ONNX Runtime or its quantiser
+        cannot run here.
+    """
+    spec = _resolve_spec(spec)
+    _require_int8(spec)
+    with _int8_lock:
+        path = int8_model_path(spec)
+        if path in _int8_in_memory:
+            return _int8_in_memory[path][0]
+        check = _read_int8_check(path)
+        if check is not None and (path.exists() or not check.accepted):
+            return check
+        return _build_int8(spec, path)
+
+
+def _require_int8(spec: EmbedderSpec) -> None:
     if _onnxruntime() is None:
         raise EmbedderUnavailable(
             "ONNX Runtime is not installed; install it with "
             "'pip install onnxruntime' or use the 'torch' engine")
-    if int8:
-        from orangecontrib.imageanalytics.embedders.quantize import (
-            INT8_EMBEDDERS,
-        )
-        if spec.key not in INT8_EMBEDDERS:
-            raise EmbedderUnavailable(
-                f"{spec.label} has no INT8 model: quantising it changes its "
-                f"vectors by more than a cosine of 0.01; use the 'onnx' "
-                f"engine")
+    from orangecontrib.imageanalytics.embedders.quantize import (
+        INT8_EMBEDDERS,
+    )
+    if spec.key not in INT8_EMBEDDERS:
+        raise EmbedderUnavailable(
+            f"{spec.label} has no INT8 model: quantising it changes its "
+            f"vectors by more than a cosine of 0.01; use the 'onnx' "
+            f"engine")
+
+
+def _read_int8_check(path: Path) -> Int8Check | None:
+    from orangecontrib.imageanalytics.embedders.quantize import Int8Check
     try:
-        return _cached_onnx_runner(spec, threads, int8)
+        return Int8Check.from_dict(
+            json.loads(path.with_suffix(".json").read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _build_int8(spec: EmbedderSpec, path: Path) -> Int8Check:
+    """Quantise, check and keep the model and the decision (or keep them in
+    memory when the cache folder cannot be written)."""
+    from orangecontrib.imageanalytics.embedders.quantize import (
+        check_int8,
+        int8_format,
+        quantize_int8,
+    )
+    buffer = io.BytesIO()
+    _export_onnx(spec, buffer)
+    float_model = buffer.getvalue()
+    quant_format = int8_format()
+    try:
+        int8_model = quantize_int8(float_model, spec, input_name=_INPUT_NAME,
+                                   quant_format=quant_format)
+        check = check_int8(float_model, int8_model, spec,
+                           format_name=quant_format.name)
+    except EmbedderUnavailable:
+        raise
+    except Exception as err:
+        raise EmbedderUnavailable(
+            f"{spec.label} cannot be quantised here: {err}") from err
+    if check.accepted:
+        log.info("%s: %s", spec.label, check.reason)
+    else:
+        log.warning("%s: %s", spec.label, check.reason)
+    try:
+        if check.accepted:
+            _write_atomically(path, int8_model)
+        _write_atomically(path.with_suffix(".json"),
+                          json.dumps(check.to_dict(), indent=1).encode())
+    except OSError as err:
+        log.warning("Cannot cache the INT8 model in %s: %s", path.parent, err)
+        _int8_in_memory[path] = (check, int8_model if check.accepted
+                                 else None)
+        return check
+    for stale in path.parent.glob(f"{spec.key}.int8-*"):
+        if stale.stem != path.stem:
+            stale.unlink(missing_ok=True)
+    return check
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem,
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # another process may write at the same time; both files are equal
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _onnx_runner(spec: EmbedderSpec, threads: int) -> OnnxRunner:
+    """The float32 model in ONNX Runtime, exported once and cached."""
+    if _onnxruntime() is None:
+        raise EmbedderUnavailable(
+            "ONNX Runtime is not installed; install it with "
+            "'pip install onnxruntime' or use the 'torch' engine")
+    try:
+        return _cached_onnx_runner(spec, threads)
     except EmbedderUnavailable:
         raise
     except Exception as err:
@@ -414,26 +525,182 @@ def _onnx_runner(spec: EmbedderSpec, threads: int,
             f"{spec.label} cannot run in ONNX Runtime: {err}") from err
 
 
-def _cached_onnx_runner(spec: EmbedderSpec, threads: int,
-                        int8: bool = False) -> OnnxRunner:
-    path = int8_model_path(spec) if int8 else onnx_model_path(spec)
-    engine = "onnx-int8" if int8 else "onnx"
+def _write_onnx(spec: EmbedderSpec, path: Path) -> None:
+    """Export the float model to ``path`` and drop older exports."""
+    buffer = io.BytesIO()
+    _export_onnx(spec, buffer)
+    _write_atomically(path, buffer.getvalue())
+    for stale in path.parent.glob(f"{spec.key}-*.onnx"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+
+
+def _cached_onnx_runner(spec: EmbedderSpec, threads: int) -> OnnxRunner:
+    path = onnx_model_path(spec)
     try:
         if path.exists():
             try:
-                return OnnxRunner(spec, str(path), threads, engine=engine)
+                return OnnxRunner(spec, str(path), threads)
             # a truncated or foreign file: ONNX Runtime's errors derive
             # from Exception only
             except Exception as err:  # noqa: BLE001
                 log.warning("Rebuilding the ONNX model %s: %s", path, err)
-        _write_onnx(spec, path, int8)
-        return OnnxRunner(spec, str(path), threads, engine=engine)
+        _write_onnx(spec, path)
+        return OnnxRunner(spec, str(path), threads)
     except OSError as err:
         # a read-only or full cache folder only costs an export per process
         log.warning("Cannot cache the ONNX model in %s: %s", path.parent, err)
     buffer = io.BytesIO()
-    _export(spec, buffer, int8)
-    return OnnxRunner(spec, buffer.getvalue(), threads, engine=engine)
+    _export_onnx(spec, buffer)
+    return OnnxRunner(spec, buffer.getvalue(), threads)
+
+
+def _int8_runner(spec: EmbedderSpec, threads: int) -> OnnxRunner:
+    """The INT8 model in ONNX Runtime; only after :func:`int8_check`
+    accepted it."""
+    path = int8_model_path(spec)
+    kept = _int8_in_memory.get(path)
+    model = kept[1] if kept is not None else str(path)
+    try:
+        return OnnxRunner(spec, model, threads, engine="onnx-int8")
+    except Exception as err:  # noqa: BLE001 - a damaged file: check again
+        log.warning("Rebuilding the INT8 model %s: %s", path, err)
+    with _int8_lock:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+    if not int8_check(spec).accepted:
+        raise EmbedderUnavailable(int8_check(spec).reason)
+    kept = _int8_in_memory.get(path)
+    return OnnxRunner(spec, kept[1] if kept is not None else str(path),
+                      threads, engine="onnx-int8")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine that runs a request for an engine, and why."""
+    engine: str
+    reason: str = ""
+
+
+def choose_engine(spec: EmbedderSpec | str, engine: str = "auto", *,
+                  threads: int | None = None,
+                  measure: bool = False) -> EngineChoice:
+    """Which engine :func:`get_runner` runs for ``engine``.
+
+    - "onnx" and "torch" are themselves.
+    - "onnx-int8" is itself where :func:`int8_check` accepts INT8 on this
+      processor, else "onnx", with the check's reason (logged as a warning).
+    - "auto" is the engine measured fastest here (see the module's
+      docstring); if the engines were not measured yet, ``measure`` says
+      whether to measure them now (a few seconds, once per computer),
+      otherwise "onnx" runs.
+
+    Raises
+    ------
+    EmbedderUnavailable
+        If ``engine`` is "onnx-int8" and the embedder has no INT8 model or
+        it cannot be built here.
+    ValueError
+        If ``engine`` is not one of :data:`ENGINES`.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; valid engines are: "
+                         + ", ".join(ENGINES))
+    spec = _resolve_spec(spec)
+    threads = threads or default_threads()
+    if engine in ("onnx", "torch"):
+        return EngineChoice(engine)
+    if engine == "onnx-int8":
+        check = int8_check(spec)
+        if check.accepted:
+            return EngineChoice("onnx-int8", check.reason)
+        log.warning("%s: %s", spec.label, check.reason)
+        return EngineChoice("onnx", check.reason)
+    if spec.key in LOCAL_COPIES:
+        return EngineChoice("torch", "a downloaded network runs in PyTorch")
+    if _onnxruntime() is None:
+        return EngineChoice("torch", "ONNX Runtime is not installed")
+    path = auto_choice_path(spec, threads)
+    try:
+        stored = json.loads(path.read_text("utf-8"))
+        if stored["engine"] in ENGINES[1:]:
+            return EngineChoice(stored["engine"], stored.get("reason", ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not measure:
+        return EngineChoice("onnx", "not measured on this computer yet")
+    with _auto_lock:
+        choice = _measure_engines(spec, threads)
+    try:
+        _write_atomically(path, json.dumps(
+            {"engine": choice.engine, "reason": choice.reason}).encode())
+    except OSError as err:
+        log.warning("Cannot keep the engine choice in %s: %s",
+                    path.parent, err)
+    return choice
+
+
+_auto_lock = threading.Lock()
+
+
+def auto_choice_path(spec: EmbedderSpec | str, threads: int) -> Path:
+    """Where the "auto" engine choice for ``spec`` and ``threads`` is kept:
+    named after the float model, the processor and the engines' versions, so
+    that a change in any of them measures again."""
+    spec = _resolve_spec(spec)
+    ort = _onnxruntime()
+    stamp = "|".join((
+        onnx_model_path(spec).name, current_processor().signature,
+        str(threads), getattr(ort, "__version__", ""), _torch_version_or(""),
+        str(_AUTO_FORMAT)))
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:20]
+    return model_cache_dir() / f"{spec.key}.auto-{digest}.json"
+
+
+def _torch_version_or(default: str) -> str:
+    if importlib.util.find_spec("torch") is None:
+        return default
+    return _torch_version()
+
+
+def _candidates(spec: EmbedderSpec) -> list[str]:
+    """Engines whose vectors are right here, float32 ONNX Runtime first."""
+    candidates = ["onnx"]
+    try:
+        if int8_check(spec).accepted:
+            candidates.append("onnx-int8")
+    except EmbedderUnavailable:
+        pass
+    if importlib.util.find_spec("torch") is not None:
+        candidates.append("torch")
+    return candidates
+
+
+def _measure_engines(spec: EmbedderSpec, threads: int) -> EngineChoice:
+    speeds: dict[str, float] = {}
+    for _ in range(_AUTO_ROUNDS):
+        for engine in _candidates(spec):
+            try:
+                speed = measure_model_throughput(
+                    spec, engine, batch_size=8, seconds=_AUTO_SECONDS,
+                    threads=threads)
+            except EmbedderUnavailable as err:
+                log.info("Not measuring %s for %s: %s", engine, spec.key, err)
+                continue
+            speeds[engine] = max(speed, speeds.get(engine, 0.0))
+    # a runner measured and not chosen is not kept (PyTorch's is large)
+    best = max(speeds, key=speeds.get)
+    if speeds[best] <= speeds["onnx"] * (1 + _AUTO_MARGIN):
+        best = "onnx"
+    with _runners_lock:
+        for engine in speeds:
+            if engine != best:
+                _runners.pop((spec.key, engine, threads), None)
+    figures = ", ".join(f"{engine} {speed:.0f}"
+                        for engine, speed in speeds.items())
+    reason = f"measured here, images/s with {threads} thread(s): {figures}"
+    log.info("%s runs on %s: %s", spec.label, best, reason)
+    return EngineChoice(best, reason)
 
 
 _runners: dict[tuple[str, str, int], Runner] = {}
@@ -489,19 +756,18 @@ def get_runner(spec: EmbedderSpec | str, *, engine: str = "auto",
 
 
 def _build_runner(spec: EmbedderSpec, engine: str, threads: int) -> Runner:
+    requested, engine = engine, choose_engine(
+        spec, engine, threads=threads).engine
     if engine == "onnx-int8":
-        return _onnx_runner(spec, threads, int8=True)
-    # "auto" runs downloaded networks in PyTorch: an ONNX export would keep
-    # a second copy of their weights (up to 0.5 GB) in the cache folder
-    if engine == "onnx" or (engine == "auto"
-                            and spec.key not in LOCAL_COPIES):
+        return _int8_runner(spec, threads)
+    if engine == "onnx":
         existing = _runners.get((spec.key, "onnx", threads))
         if existing is not None:
             return existing
         try:
             return _onnx_runner(spec, threads)
         except EmbedderUnavailable as err:
-            if engine == "onnx":
+            if requested != "auto":
                 raise
             # missing weights surface again, from PyTorch, below
             log.log(logging.INFO if _onnxruntime() is None else logging.WARNING,

@@ -27,10 +27,12 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 
 import numpy as np
 
+from orangecontrib.imageanalytics.embedders import engines
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     cache_key,
 )
+from orangecontrib.imageanalytics.embedders.engines import EngineChoice
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
     EmbeddingError,
@@ -136,10 +138,10 @@ class LocalEmbedder:
             1, self.threads // self.model_workers))
         self.batch_size = batch_size
         self.engine = engine
-        # the INT8 model's vectors differ a little from the float model's:
-        # they are cached under their own key
-        self._cache_spec = spec if engine != "onnx-int8" or runner \
-            else replace(spec, key=f"{spec.key}+int8")
+        #: the engine that runs (see :func:`engines.choose_engine`) and why;
+        #: known once :meth:`embed` has been called
+        self.engine_choice: EngineChoice | None = None
+        self._cache_spec = spec
         self.max_pixels = max_pixels
         self._runner = runner
         self._runner_lock = threading.Lock()
@@ -169,9 +171,9 @@ class LocalEmbedder:
 
     def _load_runner(self, future: Future) -> None:
         try:
-            from orangecontrib.imageanalytics.embedders import engines
             runner = engines.get_runner(
-                self.spec, engine=self.engine, threads=self.model_threads)
+                self.spec, engine=self.engine_choice.engine,
+                threads=self.model_threads)
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             future.set_exception(exc)
         else:
@@ -258,7 +260,32 @@ class LocalEmbedder:
         EmbeddingError
             If the model fails.
         """
-        return _Run(self, list(sources), progress, should_stop).run()
+        sources = list(sources)
+        self._choose_engine(len(sources))
+        return _Run(self, sources, progress, should_stop).run()
+
+    def _choose_engine(self, images: int) -> None:
+        """Settle the engine before the first cache look-up: the INT8
+        model's vectors differ a little from the float model's, so they are
+        cached under their own key."""
+        if self._runner is not None:
+            self.engine_choice = EngineChoice("custom")
+            return
+        if self.engine_choice is None or (
+                self.engine_choice.engine == "onnx"
+                and images >= engines.AUTO_MEASURE_MIN_IMAGES):
+            try:
+                self.engine_choice = engines.choose_engine(
+                    self.spec, self.engine, threads=self.model_threads,
+                    measure=images >= engines.AUTO_MEASURE_MIN_IMAGES)
+            except EmbedderUnavailable:
+                if self.engine == "onnx-int8":
+                    raise
+                # cached vectors are still returned; the model's loader
+                # reports what is missing if one has to be computed
+                self.engine_choice = EngineChoice(self.engine)
+        self._cache_spec = replace(self.spec, key=f"{self.spec.key}+int8") \
+            if self.engine_choice.engine == "onnx-int8" else self.spec
 
 
 class _Run(RunState):
