@@ -16,6 +16,7 @@ from unittest import mock
 
 import numpy as np
 from AnyQt.QtCore import Qt
+from AnyQt.QtGui import QTextDocument
 from embedding_fixtures import (
     SKIP_REASON,
     FakeFactory,
@@ -46,6 +47,7 @@ from orangecontrib.imageanalytics.embedding_task import Downloaded
 from orangecontrib.imageanalytics.widgets.owimageembedding import (
     OWImageEmbedding,
 )
+from orangecontrib.imageanalytics.widgets.utils.tooltips import TOOLTIP_WIDTH
 from widget_helpers import WidgetHelpersTest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -96,6 +98,13 @@ class RecordingFactory:
                     factory.ended_at = time.monotonic()
 
         return Recorded()
+
+
+def tooltip_text(tooltip: str) -> str:
+    """What a (rich-text) tooltip shows, line by line."""
+    document = QTextDocument()
+    document.setHtml(tooltip)
+    return document.toPlainText()
 
 
 def refused_url() -> str:
@@ -859,14 +868,7 @@ class TestWholeMessages(ImageFolderMixin, WidgetTest):
 
     def assert_wrapped(self, tooltip, text):
         """The tooltip shows all of ``text`` in lines a screen holds."""
-        from AnyQt.QtGui import QTextDocument
-
-        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
-            TOOLTIP_WIDTH,
-        )
-        document = QTextDocument()
-        document.setHtml(tooltip)
-        shown = document.toPlainText()
+        shown = tooltip_text(tooltip)
         self.assertEqual(shown.split(), text.split())
         self.assertLessEqual(max(map(len, shown.splitlines())),
                              TOOLTIP_WIDTH)
@@ -1074,13 +1076,8 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
                 self.assertGreater(spec.weights.size, 10**6)
 
     def test_failed_download_shown_whole_and_wrapped(self):
-        from AnyQt.QtGui import QTextDocument
-
         from orangecontrib.imageanalytics.embedders.download import (
             DownloadError,
-        )
-        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
-            TOOLTIP_WIDTH,
         )
         message = (
             "Cannot download https://download.pytorch.org/models/"
@@ -1102,25 +1099,22 @@ class TestLocalCopies(ImageFolderMixin, WidgetTest):
         self.assertEqual(str(widget.Error.download_failed), message)
         self.assertIn(message, widget.message_label.text())
         self.assertTrue(widget.message_label.wordWrap())
-        document = QTextDocument()
-        document.setHtml(widget.message_bar.toolTip())
-        shown = document.toPlainText()
+        shown = tooltip_text(widget.message_bar.toolTip())
         self.assertLessEqual(max(map(len, shown.splitlines())), TOOLTIP_WIDTH)
         self.assertIn("Name or service not known", " ".join(shown.split()))
         self.assertEqual("".join(shown.split()),
                          "".join(widget.message_label.text().split()))
-        self.assert_button_tooltip_wraps()
 
-    def assert_button_tooltip_wraps(self):
-        from AnyQt.QtGui import QTextDocument
-
-        from orangecontrib.imageanalytics.widgets.utils.tooltips import (
-            TOOLTIP_WIDTH,
-        )
-        document = QTextDocument()
-        document.setHtml(self.widget.embedder_box.download_button.toolTip())
-        lines = document.toPlainText().splitlines()
-        self.assertLessEqual(max(map(len, lines)), TOOLTIP_WIDTH)
+    def test_download_tooltip_wraps(self):
+        # the button's tooltip names the folder, which may be long
+        folder = os.path.join(self.weights.name, *["a folder"] * 12)
+        with mock.patch.dict(os.environ, {WEIGHTS_DIR_ENV: folder}):
+            self.choose("vgg19-local")
+            shown = tooltip_text(
+                self.widget.embedder_box.download_button.toolTip())
+        self.assertLessEqual(max(map(len, shown.splitlines())), TOOLTIP_WIDTH)
+        self.assertEqual(" ".join(shown.split()),
+                         f"Download vgg19-dcbb9e9d.pth into {folder}")
 
     def test_choice_is_saved(self):
         widget = self.widget
