@@ -77,3 +77,34 @@ def test_widget_preview_run_ends_the_script_unless_no_exit(no_exit, continues):
                           timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert ("after run" in done.stdout) == continues
+
+
+def test_what_changed_for_older_scripts_is_what_the_page_says():
+    """The page's list of what changed for scripts of the older add-on:
+    the default model, and the names that replace the four gone ones."""
+    from orangecontrib.imageanalytics.embedders.registry import (
+        embedder_keys,
+        get_embedder,
+    )
+    from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+    from orangecontrib.imageanalytics.import_images import ImportImages
+
+    text = open(DOC, encoding="utf-8").read()
+    section = text.split("## Scripts written for the older add-on")[1] \
+        .split("\n## ")[0]
+
+    embedder = ImageEmbedder(cache=False)
+    assert "embeds with SqueezeNet, on this" in section
+    assert embedder.model == "squeezenet" and embedder.is_local is True
+    # the gone names are gone, their successors are there
+    for gone in ("from_table", "is_local_embedder", "MODELS",
+                 "prepare_output_data"):
+        assert f"`{gone}" in section
+        assert not hasattr(ImageEmbedder, gone), gone
+    assert callable(embedder.embed_table)
+    assert "squeezenet" in embedder_keys() and "inception-v3" in embedder_keys()
+    spec = get_embedder("squeezenet")
+    assert spec.label and spec.input_size and spec.dimension == 1000
+    # the older ImportImages' arguments and its stop switch
+    importer = ImportImages(report_progress=None, case_insensitive=True)
+    assert importer.cancelled is False
