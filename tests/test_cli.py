@@ -264,3 +264,18 @@ def test_download_usage_errors(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "inception-v3, vgg16, vgg19" in err or "exactly one" in err
+
+
+def test_server_models_say_where_the_images_go(folder, tmp_path, capsys,
+                                               monkeypatch):
+    monkeypatch.delenv("ORANGE_EMBEDDING_API_URL", raising=False)
+    with pytest.raises(SystemExit):
+        main(["embed", "--help"])
+    assert "Orange's public server" in " ".join(capsys.readouterr().out.split())
+    # nothing listens on the discard port of this computer
+    code = main(["embed", str(folder), "-o", str(tmp_path / "out.tab"),
+                 "--model", "inception-v3", "--server-url",
+                 "http://127.0.0.1:9", "--quiet"])
+    assert code != 0
+    assert "Sending the images to http://127.0.0.1:9" \
+        in capsys.readouterr().err

@@ -361,3 +361,37 @@ class TestEndToEnd:
         with pytest.raises(EmbedderUnavailable, match="vgg19-dcbb9e9d.pth"):
             embedder.embed(paths)
 
+
+
+def test_server_models_go_to_the_public_server_by_default(monkeypatch,
+                                                          caplog):
+    """As in the older add-on: no address and no environment variable send
+    the images to Orange's public server, and the first request says so."""
+    from orangecontrib.imageanalytics.embedders import remote
+    from orangecontrib.imageanalytics.embedders.registry import (
+        PUBLIC_SERVER_URL,
+    )
+    from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+    monkeypatch.delenv(SERVER_URL_ENV, raising=False)
+    monkeypatch.setattr(remote, "_announced", set())
+    embedder = RemoteEmbedder(SPEC, transport=httpx.MockTransport(
+        lambda request: httpx.Response(503)), threads=1, retries=0,
+        max_failures=1, backoff=0.01)
+    assert embedder.server_url == PUBLIC_SERVER_URL
+    assert ImageEmbedder("inception-v3", cache=False)._backend \
+        .server_url == PUBLIC_SERVER_URL
+    with caplog.at_level("INFO", logger=remote.__name__):
+        for _ in range(2):
+            try:
+                embedder.embed([])
+            except Exception:   # noqa: BLE001 - only the log matters here
+                pass
+    said = [r.getMessage() for r in caplog.records
+            if r.name == remote.__name__ and "Sending images" in r.getMessage()]
+    assert len(said) == 1 and "public" in said[0] \
+        and PUBLIC_SERVER_URL in said[0]
+    # an address, given or in the environment, still wins
+    assert RemoteEmbedder(SPEC, "http://gpu.lab:8000/").server_url \
+        == "http://gpu.lab:8000"
+    monkeypatch.setenv(SERVER_URL_ENV, "http://other:9000")
+    assert RemoteEmbedder(SPEC).server_url == "http://other:9000"

@@ -105,7 +105,7 @@ class ProgressBar(_TerminalProgress):
 def _parser() -> argparse.ArgumentParser:
     from orangecontrib.imageanalytics.embedders.registry import (
         DEFAULT_EMBEDDER,
-        DEFAULT_SERVER_URL,
+        PUBLIC_SERVER_URL,
         embedder_keys,
     )
     parser = argparse.ArgumentParser(
@@ -127,8 +127,10 @@ def _parser() -> argparse.ArgumentParser:
                             f"(default: {DEFAULT_EMBEDDER})")
     embed.add_argument("--server-url", metavar="URL",
                        help="embedding server for server models (default: "
-                            "$ORANGE_EMBEDDING_API_URL, else the server on "
-                            f"this computer, {DEFAULT_SERVER_URL})")
+                            "$ORANGE_EMBEDDING_API_URL, else Orange's public "
+                            f"server, {PUBLIC_SERVER_URL}: the images then "
+                            "leave this computer; the address is printed "
+                            "before they are sent)")
     embed.add_argument("--column", metavar="NAME",
                        help="image column of a data file (default: the "
                             "column marked type=image)")
@@ -423,6 +425,16 @@ def _embed(args: argparse.Namespace) -> int:
 
     embedder = ImageEmbedder(spec.key, args.server_url,
                              cache=not args.no_cache, exact=args.exact)
+    if not spec.local:
+        from orangecontrib.imageanalytics.embedders.registry import (
+            PUBLIC_SERVER_URL,
+            client_server_url,
+        )
+        url = client_server_url(args.server_url)
+        print(f"Sending the images to {url}"
+              + (" (Orange's public server: they leave this computer)"
+                 if url.rstrip("/") == PUBLIC_SERVER_URL else ""),
+              file=sys.stderr)
     progress = None if args.quiet else ProgressBar("Embedding")
     start = time.monotonic()
     try:

@@ -127,7 +127,10 @@ class ImageEmbedder:
         "openface" (on a server).
     server_url
         The embedding server for server embedders; by default
-        ``$ORANGE_EMBEDDING_API_URL`` or the client's default.
+        ``$ORANGE_EMBEDDING_API_URL``, else Orange's public server
+        (``https://api.garaza.io``), as in the older add-on and the widget:
+        the images then leave this computer.  The first request of a
+        process logs (INFO) where the images go.
     cache
         ``True`` for the persistent default cache, ``False`` for none, or an
         :class:`~.embedders.cache.EmbeddingCache`.
@@ -135,10 +138,12 @@ class ImageEmbedder:
         Local embedders only: decode every pixel before resizing (slower,
         within cosine 0.99 of the default fast path).
     engine
-        Local embedders only: "auto" (ONNX Runtime, else PyTorch), "onnx",
-        "torch", or "onnx-int8" (SqueezeNet's INT8 model: about twice as
-        fast, vectors within cosine 0.99 of the exact path; built once, in
-        a few seconds).
+        Local embedders only: "onnx" (ONNX Runtime, float32), "torch",
+        "onnx-int8" (SqueezeNet's INT8 model, used only where it is checked
+        to stay within cosine 0.99 of float32 on this processor, else
+        float32 runs and a warning says why) or "auto": the fastest of these
+        that is right here, measured once before the first job of 200
+        images or more (float32 ONNX Runtime until then).
 
     Raises
     ------

@@ -21,6 +21,7 @@ __all__ = [
     "SERVER_URL_ENV",
     "EmbedderSpec",
     "WeightsSource",
+    "client_server_url",
     "default_server_url",
     "embedder_keys",
     "get_embedder",
@@ -218,6 +219,14 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 #: Orange's public embedding server, which Orange's own embedding clients
 #: and the older add-on use; images sent there leave the user's computer.
 PUBLIC_SERVER_URL = "https://api.garaza.io"
+
+
+def client_server_url(server_url: str | None = None) -> str:
+    """Where a client sends the images of a server embedder: ``server_url``,
+    else ``$ORANGE_EMBEDDING_API_URL``, else Orange's public server, as
+    the older add-on's scripts and the Image Embedding widget do."""
+    return (server_url or "").strip() \
+        or os.environ.get(SERVER_URL_ENV, "").strip() or PUBLIC_SERVER_URL
 
 
 def default_server_url() -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -32,8 +33,10 @@ from orangecontrib.imageanalytics.embedders.inputs import prepare_input
 from orangecontrib.imageanalytics.embedders.local import available_cores
 from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_SERVER_URL,
+    PUBLIC_SERVER_URL,
     SERVER_URL_ENV,
     EmbedderSpec,
+    client_server_url,
     default_server_url,
     get_embedder,
 )
@@ -56,8 +59,29 @@ __all__ = [
     "SERVER_URL_ENV",
     "RemoteEmbedder",
     "ServerInfo",
+    "client_server_url",
     "default_server_url",
 ]
+
+log = logging.getLogger(__name__)
+
+# servers this process has sent images to, so that each is named once
+_announced: set[str] = set()
+_announced_lock = threading.Lock()
+
+
+def _announce(server_url: str) -> None:
+    """Log (INFO), the first time in a process, where images go."""
+    with _announced_lock:
+        if server_url in _announced:
+            return
+        _announced.add(server_url)
+    if server_url.rstrip("/") == PUBLIC_SERVER_URL:
+        log.info("Sending images to Orange's public embedding server, %s: "
+                 "they leave this computer. Give server_url (or set $%s) "
+                 "to use another server.", server_url, SERVER_URL_ENV)
+    else:
+        log.info("Sending images to the embedding server at %s.", server_url)
 
 API_KEY_ENV = "ORANGE_EMBEDDING_API_KEY"
 #: JPEG quality of the images sent (that of Orange's clients).
@@ -75,8 +99,9 @@ class RemoteEmbedder:
     spec
         The embedder, as a spec or a registry key.
     server_url
-        Base URL of the server (a path prefix is kept); default
-        :func:`default_server_url`.
+        Base URL of the server (a path prefix is kept); by default
+        ``$ORANGE_EMBEDDING_API_URL``, else Orange's public server
+        (:func:`client_server_url`), as in the older add-on.
     cache
         Where to look vectors up and store them; ``None`` for no cache.
     api_key
@@ -123,7 +148,7 @@ class RemoteEmbedder:
         if protocol not in ("auto", "batch", "orange"):
             raise ValueError("protocol must be 'auto', 'batch' or 'orange'")
         self.spec = spec
-        self.server_url = (server_url or default_server_url()).rstrip("/")
+        self.server_url = client_server_url(server_url).rstrip("/")
         self.cache = cache
         self.api_key = api_key if api_key is not None \
             else os.environ.get(API_KEY_ENV) or None
@@ -171,6 +196,7 @@ class RemoteEmbedder:
             When ``should_stop`` turned true; vectors received so far are in
             the cache.
         """
+        _announce(self.server_url)
         run = _Run(self, list(sources), progress, should_stop)
         try:
             asyncio.get_running_loop()
