@@ -364,7 +364,7 @@ def test_changing_the_keeper_and_taking_photos_out(tmp_path):
 # ------------------------------------------------------------- neighbours
 
 
-@pytest.mark.parametrize("n, d, block", [(300, 200, 64), (120, 20, 50), (2, 5, 1024)])
+@pytest.mark.parametrize("n, d, block", [(120, 20, 50), (2, 5, 1024), (300, 200, 1024)])
 def test_close_pairs_equal_brute_force(n, d, block):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, d)).astype(np.float32)
@@ -378,6 +378,29 @@ def test_close_pairs_equal_brute_force(n, d, block):
                     if sims[a, b] >= threshold and a != 0}
         assert set(zip(i.tolist(), j.tolist())) == expected
         np.testing.assert_allclose(s, sims[i, j], atol=1e-4)
+
+
+def test_close_pairs_of_long_vectors_through_the_projection():
+    """Many long vectors are searched in a projection: every pair returned
+    is right, and pairs much alike are all found."""
+    rng = np.random.default_rng(3)
+    n, d = 3000, 400
+    mixing = rng.normal(size=(30, d))
+    x = (rng.normal(size=(n, 30)) @ mixing + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+    planted = [(k, k + 1500) for k in range(0, 1500, 50)]
+    for a, b in planted:
+        x[b] = x[a] + 0.1 * rng.normal(size=d)
+    i, j, s = close_pairs(x, 0.6, centre=True, block=256)
+    centred = x - x.mean(axis=0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    exact = np.einsum("ij,ij->i", centred[i], centred[j])
+    np.testing.assert_allclose(s, exact, atol=1e-4)
+    assert np.all(exact >= 0.6) and np.all(i < j)
+    found = set(zip(i.tolist(), j.tolist()))
+    assert set(planted) <= found
+    sims = np.triu(centred @ centred.T, 1)
+    alike = set(zip(*(a.tolist() for a in np.nonzero(sims >= 0.7))))
+    assert alike <= found
 
 
 def test_close_pairs_can_be_cancelled():
