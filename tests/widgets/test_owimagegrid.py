@@ -2,6 +2,7 @@
 import base64
 import os
 import pickle
+import time
 import unittest
 
 import numpy as np
@@ -356,11 +357,41 @@ class TestFitToWindow(WidgetTest):
         self.assertGreater(w.view.verticalScrollBar().maximum()
                            + w.view.horizontalScrollBar().maximum(), 0)
 
-    def test_many_images_keep_the_zoom(self):
+    def test_many_images_are_an_overview_map(self):
         w = self.widget
-        self.send(make_table(450, d=4))
-        self.assertEqual(w.view.cell_size, w.imageSize)
-        self.assertEqual(w.imageSize, 100)
+        self.send(make_table(1500, d=4))
+        view = w.view
+        # the whole grid in view, each image too small for a picture
+        self.assertTrue(w.zoom_to_fit)
+        self.assert_whole_grid_in_view()
+        self.assertTrue(view.is_map())
+        self.assertEqual(w.imageSize, max(1, round(view.cell_size)))
+        # average colours are on their way for every image (the files are
+        # missing here: each fails with its reason, nothing is left pending)
+        self.assertEqual(len(w.averages.state), 1500)
+        for _ in range(1000):
+            if not w.averages.pending():
+                break
+            QApplication.processEvents()
+            time.sleep(0.01)
+        self.assertTrue((w.averages.state == -1).all())
+        # a rubber band on the map marks a block of images, which go out
+        vp = view.viewport()
+        start = view.cell_rect(2 * view.cols + 2).center()
+        end = view.cell_rect(9 * view.cols + 12).center()
+        rows = view.rows_in(QRect(start, end))
+        QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, start)
+        QTest.mouseMove(vp, end)
+        QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, end)
+        self.assertGreaterEqual(len(rows), 60)
+        selected = self.get_output(w.Outputs.selected_data)
+        self.assertEqual(sorted(selected.ids), sorted(w.data.ids[rows]))
+        # Ctrl + wheel zooms in at the mouse to pictures; fitting is off
+        for _ in range(12):
+            wheel(vp, 1, pos=end)
+        self.assertFalse(view.is_map())
+        self.assertFalse(w.zoom_to_fit)
+        self.assertEqual(w.imageSize, round(view.cell_size))
 
 
 class TestGroupsKeptByImage(WidgetTest):
@@ -457,10 +488,10 @@ class TestGroupsKeptByImage(WidgetTest):
         np.testing.assert_array_equal(np.flatnonzero(w3.view.groups), [0])
 
 
-def wheel(widget, notches):
+def wheel(widget, notches, pos=None):
     from AnyQt.QtCore import QPointF
     from AnyQt.QtGui import QWheelEvent
-    pos = QPointF(20, 20)
+    pos = QPointF(pos if pos is not None else QPoint(20, 20))
     event = QWheelEvent(pos, pos, QPoint(0, 0), QPoint(0, 120 * notches),
                         Qt.NoButton, Qt.ControlModifier, Qt.NoScrollPhase, False)
     QApplication.sendEvent(widget, event)

@@ -19,21 +19,18 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 from orangecontrib.imageanalytics.image_grid import (
     GridTooSmall, LayoutCancelled, auto_size, project, snap_to_grid)
 from orangecontrib.imageanalytics.widgets.utils import grid_settings
+from orangecontrib.imageanalytics.widgets.utils.grid_colors import GridColors
 from orangecontrib.imageanalytics.widgets.utils.grid_groups import (
     groups_by_value, mark, restore_groups, summary)
 from orangecontrib.imageanalytics.widgets.utils.grid_rows import (
     image_candidates, image_values, subset_membership, usable_rows)
 from orangecontrib.imageanalytics.widgets.utils.grid_settings import CELL_FITS
 from orangecontrib.imageanalytics.widgets.utils.grid_view import (
-    MAX_CELL, MIN_CELL, GridView, mark_for)
+    MAX_CELL, GridView, mark_for)
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
-from orangecontrib.imageanalytics.widgets.utils.zoom import CtrlWheelZoom
 
 MAX_SIDE = 1000
-#: Up to this many images the grid fits its window by default; more would
-#: make cells too small to see, so they keep the zoom and scroll.
-FIT_MAX_IMAGES = 400
 
 
 def run_layout(vectors, coords, rows, cols, seed, state: TaskState):
@@ -131,7 +128,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         gui.checkBox(grid, self, "auto_update", "Size automatically on new data")
         zoom = gui.vBox(self.controlArea, "Zoom")
         gui.checkBox(zoom, self, "zoom_to_fit", "Fit to window", callback=self._apply_fit)
-        gui.hSlider(zoom, self, "imageSize", minValue=MIN_CELL, maxValue=MAX_CELL,
+        gui.hSlider(zoom, self, "imageSize", minValue=1, maxValue=MAX_CELL,
                     step=8, createLabel=False, callback=self._on_zoom)
         self.info_label = QLabel(wordWrap=True)
         gui.vBox(self.controlArea, "Info").layout().addWidget(self.info_label)
@@ -142,11 +139,11 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         gui.auto_send(self.buttonsArea, self, "auto_commit")
 
         self.loader = ThumbnailLoader(self)
+        self.averages = GridColors(self)
         self.view = GridView(self.loader)
+        self.view.set_averages(self.averages)
         self.view.set_cell_size(self.imageSize)
-        self._wheel_zoom = CtrlWheelZoom(
-            self.view.viewport(), lambda: self.imageSize, self._set_zoom,
-            MIN_CELL, MAX_CELL, 8, self)
+        self.view.zoomed.connect(self._on_wheel_zoom)
         self.view.crop = self._cell_fit_index == 1
         self.view.colors = [QColor(*map(int, c)) for c in LimitedDiscretePalette(12).palette]
         self.view.selectionMade.connect(self.select)
@@ -226,6 +223,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             return
         self.data = data[keep] if not keep.all() else data
         self._values = image_values(self.data, var)
+        self.averages.clear()      # colours of these images start after the layout
         n = len(self.data)
         # marked images keep their group when they come again, in any order
         self.view.groups = restore_groups(self._values, self.selection)
@@ -263,8 +261,11 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def on_done(self, result):
         self.cancel_button.setEnabled(False)
         self._coords, self._layout = result
+        origin = self.imageAttr.attributes.get("origin")
+        if len(self.averages.state) != len(self._values):
+            self.averages.start(self._values, origin)
         self.view.set_grid(self._layout.rows, self._layout.cols, self._layout.cell,
-                           self._values, self.imageAttr.attributes.get("origin"))
+                           self._values, origin)
         self._apply_fit()
         self._update_subset()
         self._update_info()
@@ -274,9 +275,6 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.cancel_button.setEnabled(False)
         if not isinstance(ex, LayoutCancelled):
             self.Error.layout_failed(str(ex))
-
-    def on_partial_result(self, result):
-        pass
 
     def cancel(self):
         super().cancel()
@@ -318,9 +316,10 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self.rows, self.columns = self._auto_size(len(self.data))
             self._start_layout()
 
-    def _set_zoom(self, size: int) -> None:
-        self.imageSize = size  # moves the slider
-        self._on_zoom()
+    def _on_wheel_zoom(self, size: float) -> None:
+        # the view zoomed itself at the mouse: only the settings follow
+        self.zoom_to_fit = False
+        self.imageSize = max(1, round(size))  # moves the slider
 
     def _on_zoom(self):
         # zoomed by hand (slider or Ctrl + wheel): the window no longer decides
@@ -329,14 +328,14 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.view.set_cell_size(self.imageSize)
 
     def _apply_fit(self):
-        fit = self.zoom_to_fit and self.data is not None \
-            and len(self.data) <= FIT_MAX_IMAGES
+        # any number of images: a large grid in view is an overview map
+        fit = self.zoom_to_fit and self.data is not None
         if not fit:
             self.view.set_cell_size(self.imageSize)
         self.view.set_fit(fit)
 
-    def _on_fitted(self, size: int):
-        self.imageSize = size  # moves the slider, keeps fitting
+    def _on_fitted(self, size: float):
+        self.imageSize = max(1, round(size))  # moves the slider, keeps fitting
 
     def _update_info(self):
         if self.data is None:
@@ -424,6 +423,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def onDeleteWidget(self):
         self.shutdown()
         self.loader.shutdown()
+        self.averages.shutdown()
         self.preview.close()
         super().onDeleteWidget()
 

@@ -3,11 +3,12 @@ changes the size; a grid can also be fitted to its window."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from AnyQt.QtCore import QEvent, QObject, Qt
 
-__all__ = ["CtrlWheelZoom", "fitted_size", "zoomed_size"]
+__all__ = ["CtrlWheelZoom", "fitted_size", "map_fitted_size", "zoomed_size"]
 
 #: Each wheel notch (120 units of angle delta) changes the size by this factor.
 FACTOR = 1.15
@@ -36,6 +37,18 @@ def fitted_size(width: int, height: int, rows: int, cols: int, *,
         return lo
     size = min(width // cols - margin, height // rows - margin - extra_height)
     return max(lo, min(hi, size))
+
+
+def map_fitted_size(width: int, height: int, rows: int, cols: int, *,
+                    margin_share: float, lo: float) -> float:
+    """The largest cell size, not below ``lo``, at which ``rows × cols``
+    cells fit in ``width × height`` when the margin between cells is a share
+    of the cell (``size * (1 + margin_share)`` across and down), as on a map
+    of cells too small for a fixed margin; rounded down to hundredths."""
+    if rows <= 0 or cols <= 0:
+        return lo
+    size = min(width / cols, height / rows) / (1 + margin_share)
+    return max(lo, math.floor(size * 100) / 100)
 
 
 class CtrlWheelZoom(QObject):
