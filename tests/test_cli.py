@@ -187,6 +187,54 @@ def test_skipped_file_holds_every_skipped_file(folder, tmp_path, fake_runner,
     assert Path(image.attributes["origin"]) == folder
 
 
+#: Pictures that installed packages ship: every installation has them.
+SHIPPED_PICTURES = (
+    ("sklearn.datasets", "images/china.jpg"),
+    ("sklearn.datasets", "images/flower.jpg"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ("ndf", "tests/book-2020460_640.jpg"),
+)
+
+
+@pytest.mark.parametrize(("model", "figure"), [("squeezenet", 0.998),
+                                               ("efficientnet-lite0", 0.99)])
+def test_default_path_within_the_stated_cosine_of_exact(model, figure,
+                                                         tmp_path):
+    """The figure the README gives for ``embed`` without ``--exact`` (and
+    the ImageEmbedder docstring for ``exact=False``): the fast path's vectors
+    lie within this cosine of the exact path's, on photos at web size
+    (640×480) and camera size (4000×3000, where JPEG draft decoding scales
+    by 1/8)."""
+    import importlib.resources
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for package, resource in SHIPPED_PICTURES:
+        with importlib.resources.as_file(importlib.resources.files(package)
+                                         .joinpath(resource)) as path, \
+                Image.open(path) as picture:
+            picture = picture.convert("RGB")
+            stem = Path(resource).stem
+            for width, height in ((640, 480), (4000, 3000)):
+                picture.resize((width, height), Image.Resampling.BICUBIC) \
+                    .save(folder / f"{stem}-{width}.jpg", quality=90)
+    tables = []
+    for exact in ([], ["--exact"]):
+        out = tmp_path / f"out{len(exact)}.tab"
+        assert main(["embed", str(folder), "-o", str(out), "-q",
+                     "--no-cache", "--model", model] + exact) == 0
+        tables.append(Table.from_file(str(out)))
+    fast, exact = tables
+    assert len(fast) == len(exact) == 2 * len(SHIPPED_PICTURES)
+    assert list(fast.get_column("image")) == list(exact.get_column("image"))
+    cosines = (fast.X * exact.X).sum(axis=1) \
+        / np.linalg.norm(fast.X, axis=1) / np.linalg.norm(exact.X, axis=1)
+    assert cosines.min() >= figure, dict(zip(fast.get_column("image"),
+                                             cosines))
+    # the paths differ: the figure measures something
+    assert cosines.min() < 0.99999
+
+
 # --- download ---------------------------------------------------------------
 
 @pytest.fixture

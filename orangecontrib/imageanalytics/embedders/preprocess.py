@@ -20,7 +20,8 @@ __all__ = ["FAST_REDUCING_GAP", "resize_for_model", "to_model_input"]
 #: ``reducing_gap`` of the fast path: Pillow first shrinks by an integer
 #: factor with a box filter while the image stays at least this many times
 #: the target size, then applies LANCZOS.  At 2 the embeddings stay within
-#: cosine 0.999 of the exact path on photos, and large non-JPEG images (which
+#: cosine 0.998 of the exact path on photos (SqueezeNet; 0.99 with
+#: EfficientNet-Lite0: tests/test_cli.py), and large non-JPEG images (which
 #: have no draft decoding) resize several times faster.
 FAST_REDUCING_GAP = 2.0
 
