@@ -403,6 +403,29 @@ def test_close_pairs_of_long_vectors_through_the_projection():
     assert alike <= found
 
 
+def test_close_pairs_through_the_index(monkeypatch):
+    """Beyond INDEX_ABOVE rows, pairs come from the cells of an index: the
+    same right answers, the pairs much alike all found."""
+    from orangecontrib.imageanalytics import review_neighbours
+    monkeypatch.setattr(review_neighbours, "INDEX_ABOVE", 1000)
+    rng = np.random.default_rng(4)
+    n, d = 2500, 300
+    x = (rng.normal(size=(n, 20)) @ rng.normal(size=(20, d))
+         + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+    planted = [(k, k + 1200) for k in range(0, 1200, 40)]
+    for a, b in planted:
+        x[b] = x[a] + 0.05 * rng.normal(size=d)
+    i, j, s = close_pairs(x, 0.8, block=256)
+    normed = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(s, np.einsum("ij,ij->i", normed[i], normed[j]), atol=1e-4)
+    assert np.all(s >= 0.8) and np.all(i < j)
+    found = list(zip(i.tolist(), j.tolist()))
+    assert len(found) == len(set(found))
+    assert set(planted) <= set(found)
+    with pytest.raises(review_module.Cancelled):
+        close_pairs(x, 0.8, block=256, should_stop=lambda: True)
+
+
 def test_close_pairs_can_be_cancelled():
     x = np.random.default_rng(0).random((50, 4))
     with pytest.raises(review_module.Cancelled):

@@ -10,7 +10,9 @@ Long vectors (SqueezeNet's 1,000 numbers) are first projected on their
 main directions (from an evenly spaced sample) and searched there with a
 margin below the threshold; the pairs found are checked on the full vectors.
 The search is then about ten times cheaper, and a pair can be missed only
-when most of what makes it alike lies outside the main directions. Review
+when most of what makes it alike lies outside the main directions. Beyond
+20,000 such vectors, rows are compared only with those of their nearest
+cells (an inverted-file index on k-means cells), not with every other row. Review
 Images uses these pairs only as candidates, each confirmed on the pictures.
 With ``centre=True`` the vectors' mean is subtracted first: what all photos
 share says nothing about a pair. :func:`hash_pairs` turns 64-bit hashes into
@@ -32,8 +34,13 @@ PROJECT_ABOVE = 96
 RANK = 64
 #: How far below the threshold the projected search looks.
 MARGIN = 0.06
+#: More rows than this (of long vectors) are searched through an index.
+INDEX_ABOVE = 20_000
+#: How many nearest cells of the index each row is compared in.
+PROBES = 4
 # candidate pairs checked on the full vectors at once (bounds the memory)
 _CHECK = 65536
+_KMEANS_ROUNDS = 6
 # rows of the sample the main directions are computed from
 _SAMPLE = 4096
 
@@ -86,7 +93,8 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
 
     Exact for vectors of up to :data:`PROJECT_ABOVE` numbers (or at most
     ``block`` rows); longer ones are searched in a projection (see the
-    module's description), and every pair returned is checked exactly.
+    module's description), and more than :data:`INDEX_ABOVE` of them through
+    an index of cells; every pair returned is checked exactly.
 
     Parameters
     ----------
@@ -117,17 +125,12 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
     projected = d > PROJECT_ABOVE and n > block
     search = _projection(x, RANK) if projected else x
     bound = threshold - MARGIN if projected else threshold
+    if projected and n > INDEX_ABOVE:
+        candidates = _indexed(search, bound, should_stop)
+    else:
+        candidates = _blocked(search, bound, block, should_stop)
     found_i, found_j, found_s = [], [], []
-    for start in range(0, n - 1, block):
-        if should_stop is not None and should_stop():
-            raise Cancelled
-        stop = min(start + block, n)
-        sims = search[start:stop] @ search[start:].T
-        rows, cols = np.nonzero(sims >= bound)
-        keep = cols > rows  # only j > i: the upper triangle
-        rows, cols = rows[keep], cols[keep]
-        values = sims[rows, cols]
-        rows, cols = rows + start, cols + start
+    for rows, cols, values in candidates:
         if projected and len(rows):
             values = np.concatenate([
                 np.einsum("ij,ij->i", x[rows[k:k + _CHECK]], x[cols[k:k + _CHECK]])
@@ -142,6 +145,80 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
     i, j, s = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
     order = np.lexsort((j, i))
     return i[order], j[order], s[order]
+
+
+def _blocked(search: np.ndarray, bound: float, block: int, should_stop):
+    """Pairs ``i < j`` at or above ``bound``: each block of rows against the
+    rows from it on."""
+    n = len(search)
+    for start in range(0, n - 1, block):
+        if should_stop is not None and should_stop():
+            raise Cancelled
+        stop = min(start + block, n)
+        sims = search[start:stop] @ search[start:].T
+        rows, cols = np.nonzero(sims >= bound)
+        keep = cols > rows  # only j > i: the upper triangle
+        rows, cols = rows[keep], cols[keep]
+        yield rows + start, cols + start, sims[rows, cols]
+
+
+def _cells(search: np.ndarray, n_cells: int) -> np.ndarray:
+    """Cell centres (unit rows) from a few rounds of spherical k-means,
+    started from evenly spaced rows: deterministic."""
+    centres = search[np.linspace(0, len(search) - 1, n_cells).astype(int)].copy()
+    for _ in range(_KMEANS_ROUNDS):
+        nearest = np.concatenate([
+            np.argmax(search[k:k + _CHECK] @ centres.T, axis=1)
+            for k in range(0, len(search), _CHECK)])
+        sums = np.zeros_like(centres)
+        np.add.at(sums, nearest, search)
+        filled = np.linalg.norm(sums, axis=1) > 0
+        centres[filled] = _normalised(sums[filled])
+    return centres
+
+
+def _indexed(search: np.ndarray, bound: float, should_stop):
+    """Pairs at or above ``bound`` through an inverted-file index: every row
+    lies in the cell of its nearest centre and is compared with the rows of
+    its :data:`PROBES` nearest cells. Pairs this alike share a cell or lie in
+    neighbouring ones; the work grows as n·√n, not n²."""
+    n = len(search)
+    n_cells = max(1, int(np.sqrt(n)))
+    centres = _cells(search, n_cells)
+    probes = min(PROBES, n_cells)
+    near = np.concatenate([
+        np.argsort(-(search[k:k + _CHECK] @ centres.T), axis=1)[:, :probes]
+        for k in range(0, n, _CHECK)])
+    home = near[:, 0]
+    members = [np.flatnonzero(home == c) for c in range(n_cells)]
+    visitors = [[] for _ in range(n_cells)]
+    for p in range(probes):
+        for c, rows in enumerate(np.split(np.argsort(near[:, p], kind="stable"),
+                                          np.cumsum(np.bincount(near[:, p],
+                                                                minlength=n_cells))[:-1])):
+            visitors[c].append(rows)
+    seen = set()
+    for c in range(n_cells):
+        if should_stop is not None and should_stop():
+            raise Cancelled
+        inside = members[c]
+        if not len(inside):
+            continue
+        queries = np.unique(np.concatenate(visitors[c]))
+        sims = search[queries] @ search[inside].T
+        q, m = np.nonzero(sims >= bound)
+        rows, cols = queries[q], inside[m]
+        values = sims[q, m]
+        keep = rows != cols
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        low, high = np.minimum(rows, cols), np.maximum(rows, cols)
+        # a pair met from both sides, or in two probed cells, counts once
+        keys = low.astype(np.int64) * n + high
+        keys, first = np.unique(keys, return_index=True)
+        fresh = np.array([k not in seen for k in keys.tolist()], dtype=bool)
+        seen.update(keys[fresh].tolist())
+        first = first[fresh]
+        yield low[first], high[first], values[first]
 
 
 def hash_pairs(hashes: np.ndarray, max_distance: int, *,
