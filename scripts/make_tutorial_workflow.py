@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the example workflows in orangecontrib/imageanalytics/tutorials/.
 
-Three workflows, for the canvas's example workflows (entry point group
+Four workflows, for the canvas's example workflows (entry point group
 ``orange.widgets.tutorials``), all on the photos beside them (see
 scripts/make_examples.py):
 
@@ -17,6 +17,9 @@ label-new-photos.ows
     Regression (→ Save Model); the new photos → Image Embedding →
     Predictions → Image Viewer (titles: the predicted class) → Save Images
     (folders by the prediction).
+review-photo-collection.ows
+    Import Images → Review Images → Save Images (the unique photos) and →
+    Image Viewer (the duplicates left out).
 
 Each workflow is built with orange-canvas-core's scheme API from the widget
 descriptions the canvas discovers (entry points), and every node's
@@ -66,6 +69,7 @@ IMAGE_EMBEDDING = WIDGETS + "owimageembedding.OWImageEmbedding"
 IMAGE_GRID = WIDGETS + "owimagegrid.OWImageGrid"
 IMAGE_VIEWER = WIDGETS + "owimageviewer.OWImageViewer"
 SAVE_IMAGES = WIDGETS + "owsaveimages.OWSaveImages"
+REVIEW_IMAGES = WIDGETS + "owreviewimages.OWReviewImages"
 DATA_TABLE = "Orange.widgets.data.owtable.OWTable"
 TEST_AND_SCORE = "Orange.widgets.evaluate.owtestandscore.OWTestAndScore"
 PREDICTIONS = "Orange.widgets.evaluate.owpredictions.OWPredictions"
@@ -310,8 +314,44 @@ def _label() -> Workflow:
         ])
 
 
+def _review() -> Workflow:
+    return Workflow(
+        "review-photo-collection.ows",
+        "Review a photo collection: duplicates and bad shots",
+        "Review Images groups the photos that show the same picture, "
+        "suggests which one of each group to keep, and flags blurry, dark "
+        "and overexposed photos. Save Images copies the photos worth keeping "
+        "into a folder; Image Viewer shows the duplicates that would be left "
+        "out. Nothing is deleted or moved.",
+        [
+            Node("import", IMPORT_IMAGES, (60, 200), folder="photos/labelled"),
+            Node("review", REVIEW_IMAGES, (220, 200)),
+            Node("save", SAVE_IMAGES, (400, 110)),
+            Node("viewer", IMAGE_VIEWER, (400, 290)),
+        ],
+        [
+            ("import", "Data", "review", "Data"),
+            ("review", "Unique Images", "save", "Data"),
+            ("review", "Duplicates", "viewer", "Data"),
+        ],
+        [
+            ((0, 60, 230, 80),
+             "1. Import Images reads a folder of photos (here the example "
+             "photos)."),
+            ((130, 280, 230, 130),
+             "2. Open Review Images: each row is a group of duplicates, the "
+             "photo to keep first. Click a photo to keep it instead, or to "
+             "take it out of its group. The Flagged tab lists bad shots."),
+            ((480, 60, 230, 90),
+             "3. Save Images copies the unique photos: choose a folder and "
+             "press Save. Nothing is deleted or moved."),
+            ((480, 260, 200, 60),
+             "4. Image Viewer shows the duplicates left out."),
+        ])
+
+
 def workflows() -> list[Workflow]:
-    return [_classify(), _sort(), _label()]
+    return [_classify(), _sort(), _label(), _review()]
 
 
 def discover_widgets():

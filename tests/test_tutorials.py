@@ -55,6 +55,11 @@ LINKS = {
         ("Predictions", "Predictions", "Image Viewer", "Data"),
         ("Image Viewer", "Data", "Save Images", "Data"),
     },
+    "review-photo-collection.ows": {
+        ("Import Images", "Data", "Review Images", "Data"),
+        ("Review Images", "Unique Images", "Save Images", "Data"),
+        ("Review Images", "Duplicates", "Image Viewer", "Data"),
+    },
 }
 
 
@@ -169,6 +174,18 @@ class TestTutorials(WidgetHelpersTest):
         # each photo saved in its own format, as the tutorial says
         self.assertEqual(saver.file_format, KEEP_FORMAT)
         self.assertEqual(len(data[("Image Viewer", "Save Images", "Data")]), 25)
+
+    def test_review_photo_collection(self):
+        scheme, data = self.run_workflow(
+            os.path.join(HERE, "review-photo-collection.ows"))
+        unique = data[("Review Images", "Save Images", "Data")]
+        duplicates = data[("Review Images", "Image Viewer", "Data")]
+        # every example photo is either kept or a duplicate of a kept one
+        self.assertEqual(len(unique) + len(duplicates), 50)
+        self.assertGreater(len(duplicates), 0)
+        kept = set(unique.get_column("image"))
+        self.assertLessEqual(set(duplicates.get_column("Keeper")), kept)
+        self.assertFalse(kept & set(duplicates.get_column("image")))
 
     def test_runs_from_another_place(self):
         # as after an installation elsewhere: the photos are found beside it
