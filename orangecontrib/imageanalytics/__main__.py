@@ -435,6 +435,10 @@ def _embed(args: argparse.Namespace) -> int:
               + (" (Orange's public server: they leave this computer)"
                  if url.rstrip("/") == PUBLIC_SERVER_URL else ""),
               file=sys.stderr)
+    if not args.quiet:
+        where = "on this computer" if spec.local else "on the server"
+        print(f"Embedding {len(table)} images with {spec.label} "
+              f"{where} ...", file=sys.stderr)
     progress = None if args.quiet else ProgressBar("Embedding")
     start = time.monotonic()
     try:

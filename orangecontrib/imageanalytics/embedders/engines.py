@@ -77,6 +77,8 @@ __all__ = [
     "measure_model_throughput",
     "model_cache_dir",
     "onnx_model_path",
+    "torch_installed",
+    "torch_missing",
 ]
 
 log = logging.getLogger(__name__)
@@ -206,7 +208,7 @@ def default_threads() -> int:
 
 def available_engines() -> list[str]:
     """Engines that can run here, fastest first (excluding "auto")."""
-    engines = ["torch"]
+    engines = ["torch"] if torch_installed() else []
     if _onnxruntime() is not None:
         engines.insert(0, "onnx")
     return engines
@@ -235,15 +237,34 @@ def _resolve_spec(spec: EmbedderSpec | str) -> EmbedderSpec:
     return spec
 
 
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):    # e.g. sys.modules["torch"] = None
+        return False
+
+
+def torch_missing(spec: EmbedderSpec) -> str:
+    """What to install for ``spec`` to run in PyTorch here (for people)."""
+    return (f"{spec.label} runs on this computer in PyTorch, which is not "
+            f"installed. Install it with: pip install "
+            f"\"Orange3-ImageAnalytics[torch]\" (or pip install torch), "
+            f"then restart Orange.")
+
+
 def build_torch_model(spec: EmbedderSpec | str) -> nn.Module:
     """A new PyTorch module of a local embedder, in eval mode.
 
     Raises
     ------
     EmbedderUnavailable
-        If the embedder has no local model or its weights cannot be loaded.
+        If the embedder has no local model, its weights cannot be loaded
+        or PyTorch is not installed.
     """
     spec = _resolve_spec(spec)
+    if not torch_installed():
+        raise EmbedderUnavailable(torch_missing(spec))
     return _LOCAL_MODELS[spec.key][0](spec)
 
 
@@ -658,9 +679,7 @@ def auto_choice_path(spec: EmbedderSpec | str, threads: int) -> Path:
 
 
 def _torch_version_or(default: str) -> str:
-    if importlib.util.find_spec("torch") is None:
-        return default
-    return _torch_version()
+    return _torch_version() if torch_installed() else default
 
 
 def _candidates(spec: EmbedderSpec) -> list[str]:
@@ -671,7 +690,7 @@ def _candidates(spec: EmbedderSpec) -> list[str]:
             candidates.append("onnx-int8")
     except EmbedderUnavailable:
         pass
-    if importlib.util.find_spec("torch") is not None:
+    if torch_installed():
         candidates.append("torch")
     return candidates
 

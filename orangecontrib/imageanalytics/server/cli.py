@@ -242,6 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "%(message)s")
     if args.download:
         return _download(args.download, args.weights_dir)
+    from orangecontrib.imageanalytics.embedders.engines import torch_installed
+    if not torch_installed():
+        print("orange-embedding-server: the server runs its models in "
+              "PyTorch, which is not installed. Install it with: pip install "
+              "\"Orange3-ImageAnalytics[server]\"", file=sys.stderr)
+        return 2
 
     import uvicorn
 
