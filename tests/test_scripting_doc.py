@@ -36,6 +36,9 @@ def test_examples_run(tmp_path, monkeypatch):
     assert len(os.listdir(tmp_path / "resized")) == 25
     assert namespace["thumb"].image is not None
     assert len(namespace["predicted"]) == 25
+    from Orange.evaluation import CA
+    assert CA(namespace["results"])[0] > 0.9
+    assert "# above 0.9 on the example photos" in open(DOC, encoding="utf-8").read()
 
 
 @pytest.mark.parametrize("block", [b for b in code_blocks() if "WidgetPreview" in b])
