@@ -208,7 +208,7 @@ class Review:
         a single photo is dropped); kinds follow the new keepers."""
         keepers, removed = set(keepers), set(removed)
         groups, kinds = [], []
-        for group in self.groups:
+        for group, group_kinds in zip(self.groups, self.kinds):
             members = [row for row in group if row not in removed]
             if len(members) < 2:
                 continue
@@ -217,7 +217,11 @@ class Review:
                 members.remove(chosen[0])
                 members.insert(0, chosen[0])
             groups.append(members)
-            kinds.append(_member_kinds(members, self.measures, self.strictness))
+            if members[0] == group[0]:  # the same keeper: the same kinds
+                kind_of = dict(zip(group, group_kinds))
+                kinds.append([kind_of[row] for row in members])
+            else:
+                kinds.append(_member_kinds(members, self.measures, self.strictness))
         return Review(groups, kinds, dict(self.issues), dict(self.issue_scores),
                       list(self.skipped), self.n_rows, self.strictness, self.measures)
 

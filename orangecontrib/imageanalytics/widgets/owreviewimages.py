@@ -386,10 +386,12 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             layout.addWidget(QLabel("No duplicates.", alignment=Qt.AlignCenter))
         taken = set(self._rows_of(self.taken_out))
         groups = review.groups if review is not None and shown is not None else []
+        shown_group = {row: index for index, group in enumerate(shown.groups)
+                       for row in group} if groups else {}
         for number, original in enumerate(groups[:MAX_SHOWN], start=1):
             # the group as shown: the user's keeper first, taken-out photos last
-            index = next((i for i, g in enumerate(shown.groups)
-                          if set(g) & set(original)), None)
+            index = next((shown_group[row] for row in original if row in shown_group),
+                         None)
             members = shown.groups[index] if index is not None else []
             kinds = shown.kinds[index] if index is not None else []
             out = [row for row in original if row not in members]
