@@ -156,6 +156,17 @@ def test_near_duplicates_without_vectors_embed_with_squeezenet(tmp_path, others)
     assert review.groups == [[0, 1]]
 
 
+def test_cancel_while_embedding(tmp_path):
+    paths = [write(tmp_path, f"{i}.jpg", jpeg(scene(50 + i))) for i in range(30)]
+    calls = []
+
+    def stop_later():
+        calls.append(1)
+        return len(calls) > 5
+    with pytest.raises(ReviewCancelled):
+        _review(paths, strictness=NEAR, should_stop=stop_later)
+
+
 def test_similar_but_different_photos_stay_apart(tmp_path):
     """The same colours and look, another scene; even vectors that say they
     are the same do not group them without the pixels agreeing."""

@@ -309,12 +309,16 @@ def review_images(images, *, vectors: np.ndarray | None = None,
     report = progress or (lambda done, total: None)
     report(0, total)
 
-    measures, skipped = _measure_all(sources, stop, lambda done: report(done, total),
-                                     workers)
     if embed:
-        vectors = _embed([s if m is not None else None
-                          for s, m in zip(sources, measures)],
-                         stop, lambda done: report(n + done, total))
+        # the embedder decodes in its own threads and its model releases the
+        # GIL: it runs beside the measuring (a third less time on two cores)
+        embedding = _Background(_embed, sources, stop)
+        measures, skipped = _measure_all(
+            sources, stop, lambda done: report(done + embedding.done, total), workers)
+        vectors = embedding.result(stop, lambda: report(n + embedding.done, total))
+    else:
+        measures, skipped = _measure_all(
+            sources, stop, lambda done: report(done, total), workers)
     if stop():
         raise ReviewCancelled
     try:
@@ -441,6 +445,41 @@ def _embed(sources: list[str | None], should_stop, progress) -> np.ndarray | Non
         if outcome.vector is not None:
             vectors[row] = outcome.vector
     return vectors
+
+
+class _Background:
+    """``function(sources, should_stop, progress)`` in a thread; its result or
+    its exception come back from :meth:`result`."""
+
+    def __init__(self, function, sources, should_stop):
+        self.done = 0
+        self._outcome: tuple | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(function, sources, should_stop),
+            name="image-review-embed", daemon=True)
+        self._thread.start()
+
+    def _progress(self, done: int) -> None:
+        self.done = done
+
+    def _run(self, function, sources, should_stop) -> None:
+        try:
+            self._outcome = (function(sources, should_stop, self._progress), None)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self._outcome = (None, e)
+
+    def result(self, should_stop, progress):
+        while self._thread.is_alive():
+            self._thread.join(_STOP_WAIT)
+            progress()
+            if should_stop():
+                # the embedder polls the same should_stop and ends soon
+                self._thread.join()
+                raise ReviewCancelled
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value
 
 
 # ----------------------------------------------------------------- groups
