@@ -323,3 +323,27 @@ def test_calibration_batch_is_deterministic():
     assert a.shape == (4, 3, *SPEC.input_shape) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[0], a[1])
+
+
+def test_processor_trusts_numpy_over_a_host_cpuinfo(monkeypatch):
+    """Under an emulator /proc/cpuinfo describes the host: an AVX2 process
+    on an AVX-512 VNNI host is an AVX2 processor without VNNI."""
+    from orangecontrib.imageanalytics.embedders import processor
+    host = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
+    emulated = {"SSE42": True, "AVX2": True, "AVX512F": False,
+                "AVX512VNNI": False}
+    monkeypatch.setattr(processor.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(processor, "_linux_flags", lambda: set(host))
+    monkeypatch.setattr(processor, "_numpy_features", lambda: emulated)
+    processor.current_processor.cache_clear()
+    try:
+        assert processor.current_processor() == Processor(
+            "x86-64", frozenset({"avx2"}))
+        # a processor with AVX-VNNI and no AVX-512 (NumPy has no name for
+        # AVX-VNNI): /proc/cpuinfo agrees with NumPy and is read
+        monkeypatch.setattr(processor, "_linux_flags",
+                            lambda: {"avx2", "avx_vnni"})
+        processor.current_processor.cache_clear()
+        assert processor.current_processor().has_vnni
+    finally:
+        processor.current_processor.cache_clear()

@@ -12,8 +12,10 @@ engine therefore chooses its format from :func:`current_processor` and
 checks the result on the processor it runs on (``quantize.py``).
 
 Detection uses NumPy's own run-time dispatch table (every OS and
-architecture NumPy supports) and, on Linux, ``/proc/cpuinfo`` for the flags
-NumPy does not report (AVX-VNNI, AMX).
+architecture NumPy supports, asked of the processor itself) and, on Linux,
+``/proc/cpuinfo`` for the flags NumPy does not report (AVX-VNNI, AMX),
+unless it claims what NumPy denies (under an emulator it describes the
+host).
 """
 from __future__ import annotations
 
@@ -92,6 +94,12 @@ def current_processor() -> Processor:
     machine = platform.machine().lower()
     numpy = {name for name, present in _numpy_features().items() if present}
     flags = _linux_flags()
+    if numpy and ({"avx2", "avx512f"} & flags) - {
+            name.lower() for name in numpy if name in ("AVX2", "AVX512F")}:
+        # /proc/cpuinfo describes the host where this process does not run
+        # on it (an emulator, a masked virtual machine); NumPy asked the
+        # processor itself
+        flags = set()
     features = set()
     if machine in ("x86_64", "amd64", "x64"):
         arch = "x86-64"
