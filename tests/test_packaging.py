@@ -35,7 +35,7 @@ def test_tutorials_and_photos(wheel):
     here = "orangecontrib/imageanalytics/tutorials/"
     tutorials = {os.path.basename(n) for n in wheel if n.startswith(here) and n.endswith(".ows")}
     assert tutorials == {os.path.basename(p) for p in glob.glob(os.path.join(REPO, here, "*.ows"))}
-    assert len(tutorials) == 3
+    assert len(tutorials) == 4
     assert sum(n.startswith(here + "photos/labelled/") for n in wheel) == 50
     assert sum(n.startswith(here + "photos/new/") for n in wheel) == 25
 
