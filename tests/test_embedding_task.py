@@ -43,7 +43,6 @@ from orangecontrib.imageanalytics.embedding_task import (
     run,
     server_address,
     server_note,
-    skip_summary,
     weights_missing,
 )
 
@@ -230,16 +229,6 @@ class TestPolicies(unittest.TestCase):
             self.assertTrue(weights_missing("vgg16-local"))
             open(os.path.join(folder, "vgg16-397923af.pth"), "wb").close()
             self.assertFalse(weights_missing("vgg16-local"))
-
-    def test_skip_summary(self):
-        def summary(reasons):
-            return skip_summary(Result(None, None, 0, 1, "squeezenet",
-                                       reasons))
-        self.assertEqual(summary([("file not found", 2), ("bad", 1)]),
-                         "file not found (2), bad (1)")
-        self.assertEqual(summary([(str(i), 1) for i in range(5)]),
-                         "0 (1), 1 (1), 2 (1), ...")
-        self.assertEqual(summary([]), "unknown reason")
 
     def test_legacy_embedder_key(self):
         for index, key in enumerate(LEGACY_ORDER):

@@ -241,9 +241,9 @@ def test_real_model(tmp_path):
 def test_empty_skipped_table_with_locked_tables(image_table, monkeypatch):
     """The skipped table of no rows, as the command line writes it, also
     when tables are locked (as in Orange's widget tests)."""
-    from orangecontrib.imageanalytics.image_embedder import _with_reasons
+    from orangecontrib.imageanalytics.image_embedder import with_reasons
     monkeypatch.setattr(Table, "LOCKING", True)
-    empty = _with_reasons(image_table, np.array([], dtype=int), [])
+    empty = with_reasons(image_table, np.array([], dtype=int), [])
     assert len(empty) == 0
     assert isinstance(empty, MyTable)
     assert empty.domain.metas[-1].name == SKIP_REASON

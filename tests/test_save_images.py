@@ -208,7 +208,7 @@ def test_missing_values_and_bad_files_are_skipped_with_reasons(photos, tmp_path)
                        4: "not an image", 5: "missing image value"}
     assert report.finished
     assert report.summary().startswith("1 saved, 0 already there, 5 skipped: "
-                                       "missing image value (2)")
+                                       "2 × missing image value, ")
     assert snapshot(tmp_path / "out").keys() == {"tom.png"}
 
 

@@ -361,8 +361,8 @@ def _empty_skipped(table):
     """The skipped-rows table of a run that skipped nothing."""
     import numpy as np
 
-    from orangecontrib.imageanalytics.image_embedder import _with_reasons
-    return _with_reasons(table, np.array([], dtype=int), [])
+    from orangecontrib.imageanalytics.image_embedder import with_reasons
+    return with_reasons(table, np.array([], dtype=int), [])
 
 
 def _scan_skipped_rows(domain, image_var, scan_skipped):

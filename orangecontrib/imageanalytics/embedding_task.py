@@ -15,13 +15,13 @@ any object that has those.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from orangecontrib.imageanalytics.counts_text import SkipReasons, count_reasons
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
@@ -33,6 +33,12 @@ from orangecontrib.imageanalytics.embedders.registry import (
     get_embedder,
 )
 from orangecontrib.imageanalytics.embedders.weights import weights_path
+from orangecontrib.imageanalytics.table_images import (
+    column_texts,
+    image_column,
+    image_columns,
+    image_sources,
+)
 
 if TYPE_CHECKING:
     from Orange.data import Table, Variable
@@ -51,7 +57,6 @@ __all__ = [
     "run",
     "server_address",
     "server_note",
-    "skip_summary",
     "weights_missing",
 ]
 
@@ -70,35 +75,12 @@ class State(Protocol):
 
 # --- policies -----------------------------------------------------------------
 
-def image_columns(data: Table | None) -> list[Variable]:
-    """Columns that may hold image paths or URLs, as the user sees them.
-
-    Meta string and categorical variables, those marked ``type=image`` first;
-    otherwise in domain order.  Old workflows store an index into this list.
-    """
-    if data is None:
-        return []
-    # Orange's data classes take a second to import: only what handles a
-    # table loads them, not a script that only asks where images go
-    from Orange.data import DiscreteVariable, StringVariable
-    candidates = [var for var in data.domain.metas
-                  if isinstance(var, (StringVariable, DiscreteVariable))]
-    return sorted(candidates,
-                  key=lambda var: var.attributes.get("type") != "image")
-
-
 def count_images(data: Table | None, column: Variable | None) -> int:
     """How many rows of ``data`` name an image in ``column``: the images an
     embedder is given (empty cells are skipped without being sent)."""
     if data is None or column is None:
         return 0
-    values = data.get_column(column)
-    if column.is_discrete:
-        return int(np.sum(~np.isnan(values.astype(float))))
-    # a plain loop, cheap enough for the GUI thread: missing values are
-    # None, NaN or blank, as resolve_source takes them
-    return sum(1 for value in values
-               if isinstance(value, str) and value.strip())
+    return sum(text is not None for text in column_texts(data, column))
 
 
 def public_server_url() -> str:
@@ -196,17 +178,7 @@ class Result:
     n_skipped: int
     embedder: str
     #: ``(reason, count)``, most common first
-    skip_reasons: list[tuple[str, int]] = field(default_factory=list)
-
-
-def skip_summary(result: Result, limit: int = 3) -> str:
-    """The most common reasons for skipping, with their counts:
-    ``"file not found (2), not an image (1)"``."""
-    shown = ", ".join(f"{reason} ({count})"
-                      for reason, count in result.skip_reasons[:limit])
-    if len(result.skip_reasons) > limit:
-        shown += ", ..."
-    return shown or "unknown reason"
+    skip_reasons: SkipReasons = field(default_factory=list)
 
 
 def run(data: Table, image_attr: Variable, embedder_key: str,
@@ -252,10 +224,8 @@ def run(data: Table, image_attr: Variable, embedder_key: str,
     # canvas should not pay for when it only lists the widgets
     from orangecontrib.imageanalytics.image_embedder import (
         ImageEmbedder,
-        _with_reasons,
-        _with_vectors,
-        image_column,
-        image_sources,
+        with_reasons,
+        with_vectors,
     )
 
     spec = get_embedder(embedder_key)
@@ -284,13 +254,13 @@ def run(data: Table, image_attr: Variable, embedder_key: str,
     ok_rows, bad_rows = np.flatnonzero(ok), np.flatnonzero(~ok)
     reasons = [outcomes[i].error or "unknown error" for i in bad_rows]
     # the same tables as ImageEmbedder.embed_table gives a script
-    embedded = _with_vectors(data, ok_rows, np.vstack(
+    embedded = with_vectors(data, ok_rows, np.vstack(
         [outcomes[i].vector for i in ok_rows])) if len(ok_rows) else None
-    skipped = _with_reasons(data, bad_rows, reasons) if reasons else None
+    skipped = with_reasons(data, bad_rows, reasons) if reasons else None
     return Result(embedded=embedded, skipped=skipped,
                   n_embedded=len(ok_rows), n_skipped=len(bad_rows),
                   embedder=spec.key,
-                  skip_reasons=Counter(reasons).most_common())
+                  skip_reasons=count_reasons(reasons))
 
 
 # --- weights ------------------------------------------------------------------

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from orangecontrib.imageanalytics import images
 from orangecontrib.imageanalytics.embedders.cache import (
     EmbeddingCache,
     clear_cache,
@@ -34,9 +33,14 @@ from orangecontrib.imageanalytics.embedders.registry import (
     DEFAULT_EMBEDDER,
     get_embedder,
 )
+from orangecontrib.imageanalytics.table_images import (
+    find_image_column,
+    image_column,
+    image_sources,
+)
 
 if TYPE_CHECKING:
-    from Orange.data import Domain, Table, Variable
+    from Orange.data import Table
 
 # Orange's data classes are imported where a table is handled: importing
 # them takes over a second, which a script that embeds a list of paths
@@ -49,6 +53,8 @@ __all__ = [
     "find_image_column",
     "image_column",
     "image_sources",
+    "with_reasons",
+    "with_vectors",
 ]
 
 #: Name of the meta column that holds the reason in the skipped table.
@@ -56,64 +62,6 @@ SKIP_REASON = "skip reason"
 
 Progress = Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
-
-
-def find_image_column(domain: Domain) -> Variable | None:
-    """The first meta String/Discrete variable marked ``type=image``."""
-    from Orange.data import DiscreteVariable, StringVariable
-    for var in domain.metas:
-        if isinstance(var, (StringVariable, DiscreteVariable)) \
-                and var.attributes.get("type") == "image":
-            return var
-    return None
-
-
-def image_column(table: Table, col=None) -> Variable:
-    """The image column ``col`` (name or variable) of ``table``.
-
-    By default the first meta column marked ``type=image``.
-
-    Raises
-    ------
-    ValueError
-        If there is no such column or it cannot hold paths.
-    """
-    from Orange.data import DiscreteVariable, StringVariable
-    if col is None:
-        var = find_image_column(table.domain)
-        if var is None:
-            candidates = [v.name for v in table.domain.metas
-                          if isinstance(v, (StringVariable, DiscreteVariable))]
-            hint = (f"; pass col= one of: {', '.join(candidates)}"
-                    if candidates else "")
-            raise ValueError(
-                "the table has no image column (a meta column marked "
-                f"type=image){hint}")
-        return var
-    try:
-        var = table.domain[col]
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise ValueError(f"the table has no column {col!r}") from None
-    if not isinstance(var, (StringVariable, DiscreteVariable)):
-        raise ValueError(  # noqa: TRY004 - a wrong column is a wrong value
-            f"column {var.name!r} is not a text column and cannot hold "
-            "image paths")
-    return var
-
-
-def image_sources(table: Table, var: Variable) -> list[str | None]:
-    """Paths or URLs in column ``var``, resolved against its ``origin``.
-
-    Missing and empty values give ``None``.
-    """
-    from Orange.data import DiscreteVariable
-    column = table.get_column(var)
-    if isinstance(var, DiscreteVariable):
-        values = [None if np.isnan(x) else var.values[int(x)] for x in column]
-    else:
-        values = list(column)
-    origin = var.attributes.get("origin")
-    return [images.resolve_source(value, origin) for value in values]
 
 
 class ImageEmbedder:
@@ -294,10 +242,10 @@ class ImageEmbedder:
         embedded = skipped = None
         if len(ok_rows):
             vectors = np.vstack([outcomes[i].vector for i in ok_rows])
-            embedded = _with_vectors(table, ok_rows, vectors)
+            embedded = with_vectors(table, ok_rows, vectors)
         if len(bad_rows):
             reasons = [outcomes[i].error or "unknown error" for i in bad_rows]
-            skipped = _with_reasons(table, bad_rows, reasons)
+            skipped = with_reasons(table, bad_rows, reasons)
         return embedded, skipped, len(bad_rows)
 
 
@@ -308,8 +256,11 @@ def _is_table(data) -> bool:
     return module is not None and isinstance(data, module.Table)
 
 
-def _with_vectors(table: Table, rows: np.ndarray,
-                  vectors: np.ndarray) -> Table:
+def with_vectors(table: Table, rows: np.ndarray,
+                 vectors: np.ndarray) -> Table:
+    """Rows ``rows`` of ``table`` with ``vectors`` appended as hidden
+    attribute columns ``n0 … n{d-1}``, keeping the table's class, metas,
+    ids and subclass."""
     import scipy.sparse as sp
     from Orange.data import ContinuousVariable, Domain
     from Orange.data.util import get_unique_names
@@ -337,8 +288,10 @@ def _with_vectors(table: Table, rows: np.ndarray,
     return out
 
 
-def _with_reasons(table: Table, rows: np.ndarray,
-                  reasons: list[str]) -> Table:
+def with_reasons(table: Table, rows: np.ndarray,
+                 reasons: list[str]) -> Table:
+    """Rows ``rows`` of ``table`` with a meta column :data:`SKIP_REASON`
+    holding why each was skipped."""
     from Orange.data import Domain, StringVariable
     from Orange.data.util import get_unique_names
 

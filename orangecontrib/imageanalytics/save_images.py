@@ -18,17 +18,21 @@ as ``.png``.
 from __future__ import annotations
 
 import io
-import math
 import os
-from collections import Counter
-from contextlib import closing
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 
-from Orange.data import DiscreteVariable, StringVariable, Table, Variable
+from Orange.data import DiscreteVariable, Table, Variable
 from PIL import Image
 
+from orangecontrib.imageanalytics.counts_text import (
+    MAX_REASONS_SHOWN,
+    SkipReasons,
+    count_reasons,
+    reasons_text,
+)
 from orangecontrib.imageanalytics.embedders.registry import LEGACY_ORDER, get_embedder
 from orangecontrib.imageanalytics.images import (
     ImageLoadError,
@@ -45,6 +49,14 @@ from orangecontrib.imageanalytics.save_target import (
     TargetError,
     TargetFolder,
 )
+from orangecontrib.imageanalytics.table_images import (
+    column_texts,
+    image_columns,
+    origin_of,
+)
+from orangecontrib.imageanalytics.table_images import (
+    image_column as find_column,
+)
 
 __all__ = [
     "CLASS_VAR",
@@ -53,12 +65,12 @@ __all__ = [
     "KEEP_FORMAT_FALLBACK",
     "MISSING_FOLDER",
     "SCALE_SIZES",
-    "SaveReport",
-    "SavedFile",
-    "SkippedRow",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
     "THIS_FOLDER",
+    "SaveReport",
+    "SavedFile",
+    "SkippedRow",
     "folder_columns",
     "image_columns",
     "save_images",
@@ -164,35 +176,22 @@ class SaveReport:
     def finished(self) -> bool:
         return self.error is None and not self.cancelled and self.done == self.total
 
-    def skip_reasons(self) -> list[tuple[str, int]]:
+    def skip_reasons(self) -> SkipReasons:
         """``(reason, count)``, most common first."""
-        return Counter(skip.reason for skip in self.skipped).most_common()
+        return count_reasons(skip.reason for skip in self.skipped)
 
-    def summary(self, max_reasons: int = 3, into: str | None = None) -> str:
+    def summary(self, max_reasons: int = MAX_REASONS_SHOWN, into: str | None = None) -> str:
         """"N saved, M already there, K skipped: reasons"; with ``into``
         (the target as the reader knows it), "N saved into ``into``, ..."."""
         where = f" into {into}" if into else ""
         text = f"{len(self.saved)} saved{where}, {len(self.already_there)} already there"
         if self.skipped:
-            reasons = self.skip_reasons()
-            shown = ", ".join(f"{reason} ({count})" for reason, count in reasons[:max_reasons])
-            if len(reasons) > max_reasons:
-                shown += ", ..."
+            shown = reasons_text(self.skip_reasons(), max_reasons)
             text += f", {len(self.skipped)} skipped: {shown}"
         return text
 
 
 # ---------------------------------------------------------------- columns
-
-
-def image_columns(table: Table | None) -> list[Variable]:
-    """Meta string and categorical columns, those marked ``type=image``
-    first (the older add-on's ``image_attr_current_index`` indexes this)."""
-    if table is None:
-        return []
-    candidates = [var for var in table.domain.metas
-                  if isinstance(var, (StringVariable, DiscreteVariable))]
-    return sorted(candidates, key=lambda var: var.attributes.get("type") != "image")
 
 
 def folder_columns(table: Table | None) -> list[DiscreteVariable]:
@@ -210,21 +209,6 @@ def _lookup(table: Table, column, kind: str) -> Variable:
         return table.domain[column]
     except (KeyError, IndexError, TypeError):
         raise ValueError(f"The data has no {kind} column {column!r}") from None
-
-
-def _text_values(table: Table, var: Variable) -> list[str | None]:
-    values = table.get_column(var)
-    if isinstance(var, DiscreteVariable):
-        return [None if isinstance(v, float) and math.isnan(v) else var.values[int(v)]
-                for v in values]
-    out = []
-    for v in values:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            out.append(None)
-        else:
-            text = str(v)
-            out.append(text if text.strip() else None)
-    return out
 
 
 # ---------------------------------------------------------------- encoding
@@ -367,7 +351,7 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         The folder to save into; made if it does not exist.
     image_column
         The column (or its name) with image paths or URLs, resolved against
-        its ``origin``; by default the first of :func:`image_columns`.
+        its ``origin``; by default the first meta column marked ``type=image``.
     folders_by
         A categorical column (or its name) whose values name the sub-folders;
         by default the class variable when it is categorical; None saves
@@ -409,12 +393,12 @@ def save_images(table: Table, target: str, *, image_column: Variable | str | Non
         size = (int(size[0]), int(size[1]))
         if size[0] < 1 or size[1] < 1:
             raise ValueError(f"Invalid size {size}")
-    image_var = _image_var(table, image_column)
+    image_var = find_column(table, image_column)
     folder_var = _folder_var(table, folders_by)
     report = SaveReport(target=os.path.abspath(target), total=len(table))
-    sources = _text_values(table, image_var)
-    origin = image_var.attributes.get("origin")
-    folder_values = _text_values(table, folder_var) if folder_var is not None \
+    sources = column_texts(table, image_var)
+    origin = origin_of(image_var)
+    folder_values = column_texts(table, folder_var) if folder_var is not None \
         else [None] * len(table)
     try:
         target_folder = TargetFolder(target)
@@ -504,15 +488,6 @@ def _in_order(prepare, values: list, workers: int | None,
         for _, _, future in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _image_var(table: Table, column) -> Variable:
-    if column is None:
-        candidates = image_columns(table)
-        if not candidates:
-            raise ValueError("The data has no column with image paths or URLs")
-        return candidates[0]
-    return _lookup(table, column, "image")
 
 
 def _folder_var(table: Table, column) -> DiscreteVariable | None:

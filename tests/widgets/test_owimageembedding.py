@@ -245,8 +245,8 @@ class TestOWImageEmbedding(ImageFolderMixin, WidgetTest):
         self.assertEqual(widget.status_label.text(), "4 embedded, 4 skipped")
         message = str(widget.Warning.images_skipped)
         self.assertIn("4 images", message)
-        self.assertIn("file not found (2)", message)
-        self.assertIn("not an image (1)", message)
+        self.assertIn("2 × file not found", message)
+        self.assertIn("1 × not an image", message)
         self.assertLess(message.index("file not found"),
                         message.index("not an image"))
 

@@ -107,7 +107,7 @@ class TestOWSaveImages(WidgetTest):
             self.assertEqual(f.read(), g.read())
         self.assertEqual(self.widget.dirname, self.target)
         self.assertEqual(self.status(), f"4 saved into {self.target}, 0 already there, "
-                                        "1 skipped: not an image (1)")
+                                        "1 skipped: 1 × not an image")
         self.assertEqual(os.path.expanduser(self.widget.folder_label.text()), self.target)
         self.assertTrue(self.widget.Warning.images_skipped.is_shown())
         self.assertIn("broken.jpg: not an image", self.widget.status_label.toolTip())

@@ -18,6 +18,7 @@ from Orange.widgets.utils.itemmodels import VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.imageanalytics.counts_text import plural, reasons_text
 from orangecontrib.imageanalytics.embedders.download import DownloadCancelled
 from orangecontrib.imageanalytics.embedders.errors import (
     EmbedderUnavailable,
@@ -42,7 +43,6 @@ from orangecontrib.imageanalytics.embedding_task import (
     image_columns,
     migrate_settings,
     run,
-    skip_summary,
     weights_missing,
 )
 from orangecontrib.imageanalytics.widgets.utils.embedder_box import (
@@ -341,9 +341,8 @@ class OWImageEmbedding(WholeMessagesMixin, OWWidget,
         self.status_label.setText(
             f"{result.n_embedded} embedded, {result.n_skipped} skipped")
         if result.n_skipped:
-            noun = "image" if result.n_skipped == 1 else "images"
-            self.Warning.images_skipped(f"{result.n_skipped} {noun}",
-                                        skip_summary(result))
+            self.Warning.images_skipped(plural(result.n_skipped, "image"),
+                                        reasons_text(result.skip_reasons))
         ran_on_server = not get_embedder(result.embedder).local
         # e.g. a server that answers, but not with embeddings
         self.fallback_button.setVisible(

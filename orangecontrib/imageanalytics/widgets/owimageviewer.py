@@ -30,6 +30,16 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.imageanalytics.counts_text import (
+    count_reasons,
+    plural,
+    reasons_text,
+)
+from orangecontrib.imageanalytics.table_images import (
+    image_columns,
+    is_image_marked,
+    origin_of,
+)
 from orangecontrib.imageanalytics.widgets.utils.fling import FlingPause
 from orangecontrib.imageanalytics.widgets.utils.image_list import (
     ImageListModel,
@@ -47,17 +57,10 @@ MIN_SIZE, MAX_SIZE, SIZE_STEP = 32, 1024, 16
 _ARROWS = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down)
 
 
-def _plural(n: int, singular: str, plural: str | None = None) -> str:
-    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
-
-
 def default_image_attr(domain) -> StringVariable | None:
     """The first string variable with type=image, else the first string one."""
-    strings = [v for v in domain.variables + domain.metas if v.is_string]
-    for var in strings:
-        if var.attributes.get("type") == "image":
-            return var
-    return strings[0] if strings else None
+    columns = image_columns(domain, any_string=True)
+    return columns[0] if columns else None
 
 
 def default_title_attr(domain, image_attr) -> Variable | None:
@@ -65,8 +68,7 @@ def default_title_attr(domain, image_attr) -> Variable | None:
     if domain.class_var is not None:
         return domain.class_var
     for var in domain.variables + domain.metas:
-        if var.is_string and var is not image_attr \
-                and var.attributes.get("type") != "image":
+        if var.is_string and var is not image_attr and not is_image_marked(var):
             return var
     return None
 
@@ -206,11 +208,10 @@ class OWImageViewer(OWWidget):
         return self.data.get_column(var)
 
     def _show_column(self) -> None:
-        origin = self.image_attr.attributes.get("origin") if self.image_attr else None
-        self.model.set_column(self._column(self.image_attr), origin,
+        self.model.set_column(self._column(self.image_attr), origin_of(self.image_attr),
                               self._column(self.title_attr), self.title_attr)
         missing = self.model.missing_count()
-        self.Information.missing_values(_plural(missing, "row"), shown=missing > 0)
+        self.Information.missing_values(plural(missing, "row"), shown=missing > 0)
         self._update_info()
         self._schedule_retain()
 
@@ -257,12 +258,11 @@ class OWImageViewer(OWWidget):
             return
         n = len(self.model.values)
         failures = self.model.failures()
-        text = f"{_plural(n, 'image')}"
+        text = f"{plural(n, 'image')}"
         if failures:
             text += f", {len(failures):,} could not be shown"
-            reasons = ", ".join(f"{count} × {reason}"
-                                for reason, count in self.model.top_reasons())
-            self.Warning.not_shown(_plural(len(failures), "image"), reasons)
+            reasons = reasons_text(count_reasons(failures.values()))
+            self.Warning.not_shown(plural(len(failures), "image"), reasons)
         else:
             self.Warning.not_shown.clear()
         if self._selection_rows:

@@ -15,6 +15,7 @@ from Orange.widgets.utils.itemmodels import PyListModel, VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, OWWidget
 
+from orangecontrib.imageanalytics.counts_text import plural, reasons_text
 from orangecontrib.imageanalytics.embedders.registry import LEGACY_ORDER
 from orangecontrib.imageanalytics.save_images import (
     FORMATS,
@@ -22,9 +23,9 @@ from orangecontrib.imageanalytics.save_images import (
     SCALE_SIZES,
     SaveReport,
     folder_columns,
-    image_columns,
     save_images,
 )
+from orangecontrib.imageanalytics.table_images import image_columns
 
 __all__ = ["OWSaveImages", "run"]
 
@@ -326,12 +327,8 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
         self.status_label.setText(report.summary(into=_short_path(report.target)))
         self.status_label.setToolTip(_skipped_tooltip(report))
         if report.skipped:
-            reasons = report.skip_reasons()
-            shown = ", ".join(f"{reason} ({count})" for reason, count in reasons[:3])
-            if len(reasons) > 3:
-                shown += ", ..."
-            noun = "image" if len(report.skipped) == 1 else "images"
-            self.Warning.images_skipped(f"{len(report.skipped)} {noun}", shown)
+            self.Warning.images_skipped(plural(len(report.skipped), "image"),
+                                        reasons_text(report.skip_reasons()))
         if report.error:
             self.Error.save_failed(report.error)
         self._resumable = not report.finished

@@ -10,7 +10,6 @@ placeholder with the reason in the tooltip.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,9 +89,6 @@ class ImageListModel(QAbstractListModel):
 
     def missing_count(self) -> int:
         return int(sum(map(_is_missing, self.values)))
-
-    def top_reasons(self, n: int = 3) -> list[tuple[str, int]]:
-        return Counter(self._failures.values()).most_common(n)
 
     # ------------------------------------------------------------ Qt model
 
