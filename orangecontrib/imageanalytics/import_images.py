@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -44,6 +43,7 @@ from Orange.data import (
     Table,
 )
 
+from orangecontrib.imageanalytics.counts_text import SkipReasons, count_reasons
 from orangecontrib.imageanalytics.images import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
@@ -136,9 +136,9 @@ class ImportResult:
             return 0
         return len(self.table.domain.class_var.values)
 
-    def skip_reasons(self) -> Counter:
-        """Count the skipped files per reason, most common first."""
-        return Counter(s.reason for s in self.skipped)
+    def skip_reasons(self) -> SkipReasons:
+        """``(reason, count)`` for the skipped files, most common first."""
+        return count_reasons(s.reason for s in self.skipped)
 
 
 class _Candidate(NamedTuple):

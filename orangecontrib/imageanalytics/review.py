@@ -336,10 +336,10 @@ def review_images(images, *, vectors: np.ndarray | None = None,
 def _sources(images, image_column) -> list[str | None]:
     from orangecontrib.imageanalytics.image_embedder import _is_table
     if _is_table(images):
-        from orangecontrib.imageanalytics.image_embedder import (
+        from orangecontrib.imageanalytics.table_images import (
             image_column as find_column,
         )
-        from orangecontrib.imageanalytics.image_embedder import image_sources
+        from orangecontrib.imageanalytics.table_images import image_sources
         return image_sources(images, find_column(images, image_column))
     from orangecontrib.imageanalytics.images import resolve_source
     return [resolve_source(os.fspath(x) if isinstance(x, os.PathLike) else x, None)

@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args, cli) -> int:
     from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
-    from orangecontrib.imageanalytics.image_embedder import image_column
     from orangecontrib.imageanalytics.review import review_images
+    from orangecontrib.imageanalytics.table_images import image_column
     if args.output:
         cli._check_output(args.output, [args.input])
     table, import_skipped = cli._load_input(args.input, args.quiet)

@@ -20,6 +20,7 @@ from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Msg, Output, OWWidget
 from orangewidget.utils.filedialogs import unambiguous_paths
 
+from orangecontrib.imageanalytics.counts_text import plural, reasons_text
 from orangecontrib.imageanalytics.import_images import (
     ImportCancelled,
     ImportResult,
@@ -28,31 +29,15 @@ from orangecontrib.imageanalytics.import_images import (
 
 __all__ = ["OWImportImages"]
 
-#: How many distinct skip reasons the warning names.
-MAX_REASONS_SHOWN = 3
 #: How many skipped files the summary's tooltip lists.
 MAX_FILES_SHOWN = 20
 
 
-def _plural(n: int, singular: str, plural: str) -> str:
-    return f"{n} {singular if n == 1 else plural}"
-
-
 def summary_text(result: ImportResult) -> str:
     """'N images / K categories, S skipped'."""
-    return (f"{_plural(result.n_images, 'image', 'images')} / "
-            f"{_plural(result.n_categories, 'category', 'categories')}, "
+    return (f"{plural(result.n_images, 'image')} / "
+            f"{plural(result.n_categories, 'category', 'categories')}, "
             f"{result.n_skipped} skipped")
-
-
-def reasons_text(result: ImportResult) -> str:
-    """The most common skip reasons, e.g. '2 × not an image, 1 × …'."""
-    common = result.skip_reasons().most_common()
-    text = ", ".join(f"{n} × {reason}"
-                     for reason, n in common[:MAX_REASONS_SHOWN])
-    if len(common) > MAX_REASONS_SHOWN:
-        text += ", …"
-    return text
 
 
 def _local_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
@@ -270,7 +255,7 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
                       for s in result.skipped[:MAX_FILES_SHOWN])
             + ("\n…" if result.n_skipped > MAX_FILES_SHOWN else ""))
         self.Warning.skipped(
-            _plural(result.n_skipped, "file", "files"), reasons_text(result),
+            plural(result.n_skipped, "file"), reasons_text(result.skip_reasons()),
             shown=result.n_skipped > 0)
         self.Warning.no_images(result.folder, shown=result.n_images == 0)
 
@@ -319,7 +304,7 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         if self._result is not None:
             items.append(("Summary", summary_text(self._result)))
             if self._result.n_skipped:
-                items.append(("Skipped", reasons_text(self._result)))
+                items.append(("Skipped", reasons_text(self._result.skip_reasons())))
         self.report_items(items)
 
 

@@ -9,8 +9,6 @@ by image value, so they survive a new review of the same photos.
 """
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 from AnyQt.QtCore import QSize, Qt, QTimer
 from AnyQt.QtGui import QIcon, QPixmap
@@ -36,7 +34,7 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.imageanalytics.image_embedder import find_image_column
+from orangecontrib.imageanalytics.counts_text import count_reasons, plural, reasons_text
 from orangecontrib.imageanalytics.review import (
     ISSUES,
     KEEPER,
@@ -51,6 +49,7 @@ from orangecontrib.imageanalytics.review_tables import (
     duplicates_table,
     unique_table,
 )
+from orangecontrib.imageanalytics.table_images import find_image_column, origin_of
 from orangecontrib.imageanalytics.widgets.utils.placeholders import (
     failed_pixmap,
     loading_pixmap,
@@ -63,8 +62,6 @@ __all__ = ["OWReviewImages"]
 THUMB = 96
 #: Groups and flagged photos shown (the outputs hold all of them).
 MAX_SHOWN = 300
-#: Distinct skip reasons the warning names.
-MAX_REASONS_SHOWN = 3
 STRICTNESS_LABELS = (
     "Same file (identical copies)",
     "Same picture (re-saved, resized, converted, cropped)",
@@ -72,10 +69,6 @@ STRICTNESS_LABELS = (
 )
 ALL_ISSUES = "All issues"
 TAKEN_OUT = "taken out"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class PhotoButton(QToolButton):
@@ -258,7 +251,7 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             else:
                 self.commit.deferred()
             return
-        self.info_label.setText(f"Reviewing {_plural(len(self.data), 'image')}…")
+        self.info_label.setText(f"Reviewing {plural(len(self.data), 'image')}…")
         self.cancel_button.setEnabled(True)
         self.start(run, self.data, self.image_attr, self.strictness)
         # outputs wait for the review; until then they are empty
@@ -279,11 +272,8 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self.cancel_button.setEnabled(False)
         self.review = review
         self._apply_changes()
-        skipped = Counter(skip.reason for skip in review.skipped).most_common()
-        reasons = ", ".join(f"{n} × {reason}" for reason, n in skipped[:MAX_REASONS_SHOWN])
-        if len(skipped) > MAX_REASONS_SHOWN:
-            reasons += ", …"
-        self.Warning.skipped(_plural(len(review.skipped), "image"), reasons,
+        reasons = reasons_text(count_reasons(skip.reason for skip in review.skipped))
+        self.Warning.skipped(plural(len(review.skipped), "image"), reasons,
                              shown=bool(review.skipped))
         self.commit.now()
 
@@ -360,7 +350,7 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self._update_info()
 
     def _origin(self) -> str | None:
-        return self.image_attr.attributes.get("origin") if self.image_attr else None
+        return origin_of(self.image_attr)
 
     def _icon(self, key, row: int) -> QIcon:
         image = self.loader.request(key, self._values[row], self._origin(), THUMB)
@@ -465,8 +455,8 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             return
         n_flagged = len(shown.issues)
         self.info_label.setText(
-            f"{_plural(len(shown.groups), 'group')} of duplicates, "
-            f"{_plural(len(shown.duplicate_rows()), 'photo')} besides the keepers; "
+            f"{plural(len(shown.groups), 'group')} of duplicates, "
+            f"{plural(len(shown.duplicate_rows()), 'photo')} besides the keepers; "
             f"{n_flagged} flagged, {len(shown.skipped)} not read.")
         longest = max(len(shown.groups), n_flagged)
         self.Information.more_shown(f"{MAX_SHOWN} of {longest}",
@@ -503,8 +493,8 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             items.append(("Found", self.info_label.text()))
             if self.chosen_keepers or self.taken_out:
                 items.append(("Changed by hand",
-                              f"{_plural(len(self.chosen_keepers), 'keeper')} chosen, "
-                              f"{_plural(len(self.taken_out), 'photo')} taken out"))
+                              f"{plural(len(self.chosen_keepers), 'keeper')} chosen, "
+                              f"{plural(len(self.taken_out), 'photo')} taken out"))
         items.append(("Unique Images", "without flagged photos"
                       if self.leave_out_flagged else "flagged photos included"))
         self.report_items(items)
