@@ -23,6 +23,8 @@ from typing import BinaryIO
 from urllib.parse import unquote, urljoin, urlparse
 from urllib.request import url2pathname
 
+from orangecontrib.imageanalytics.cache_dirs import cache_folder
+
 __all__ = [
     "DEFAULT_HTTP_CACHE_BYTES",
     "DEFAULT_MAX_BYTES",
@@ -282,15 +284,13 @@ def http_cache_dir() -> str:
 
     It is the folder given to :func:`set_http_cache_dir`, else the environment
     variable ``ORANGE_IMAGEANALYTICS_HTTP_CACHE``, else ``http`` in the
-    add-on's cache folder (``embedders.cache.cache_folder()``).
+    add-on's cache folder (:func:`.cache_dirs.cache_folder`).
     """
     if _cache_dir_override is not None:
         return _cache_dir_override
     env = os.environ.get(HTTP_CACHE_ENV)
     if env:
         return env
-    from orangecontrib.imageanalytics.embedders.cache import cache_folder
-
     return os.path.join(cache_folder(), "http")
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from orangecontrib.imageanalytics.cache_dirs import cache_folder
 from orangecontrib.imageanalytics.image_sources import (
     ImageLoadError,
     is_url,
@@ -106,8 +107,6 @@ def default_cache_folder() -> str:
     folder = os.environ.get(THUMBNAIL_CACHE_ENV)
     if folder:
         return folder
-    from orangecontrib.imageanalytics.embedders.cache import cache_folder
-
     return os.path.join(cache_folder(), "thumbnails")
 
 

@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+# re-exported: the cache folder's home was this module
+from orangecontrib.imageanalytics.cache_dirs import CACHE_DIR_ENV, cache_folder
+
 __all__ = [
     "CACHE_DIR_ENV",
     "DEFAULT_MAX_BYTES",
@@ -40,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Environment variable that moves the default cache (tests, portable setups).
-CACHE_DIR_ENV = "ORANGE_IMAGEANALYTICS_CACHE_DIR"
 #: Default bound on the stored vectors: ~500,000 SqueezeNet vectors.
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 #: Bound on a cache that could not open its file and lives in memory: the
@@ -433,20 +434,6 @@ def _split_script(script: str) -> list[str]:
             statements.append(current.strip())
             current = ""
     return [s for s in statements if s]
-
-
-def cache_folder() -> str:
-    """The add-on's cache folder: the embedding cache, and beside it the
-    converted models, thumbnails and HTTP downloads.
-
-    ``$ORANGE_IMAGEANALYTICS_CACHE_DIR`` if set, else the user's cache
-    folder (``platformdirs.user_cache_dir("Orange3-ImageAnalytics")``).
-    """
-    folder = os.environ.get(CACHE_DIR_ENV)
-    if not folder:
-        from platformdirs import user_cache_dir
-        folder = user_cache_dir("Orange3-ImageAnalytics", appauthor=False)
-    return folder
 
 
 def default_cache_path() -> str:
