@@ -177,8 +177,12 @@ class TestMap(GuiTest):
         # a colour not known yet: the light grey of "loading"
         row = int(view.row_of_cell[7])
         self.averages.state[row] = 0
-        view._on_colors()
+        view.refresh()
         self.assertEqual(pixel(view, view.cell_rect(7).topLeft()).getRgb()[:3], UNKNOWN)
+        # ... until a worker's batch brings it: that pixel is updated
+        self.averages._done = [(self.averages._generation, row, ("x", None), (9, 99, 199))]
+        self.averages._on_finished()
+        self.assertEqual(pixel(view, view.cell_rect(7).topLeft()).getRgb()[:3], (9, 99, 199))
         # the view asks for nothing to be loaded: the whole map is colours
         self.assertEqual(self.loader.pending_count(), 0)
 

@@ -38,6 +38,9 @@ __all__ = ["GridColors", "average_color"]
 #: Colours go to the GUI thread in batches of at most this many rows, or
 #: after this many seconds, whichever comes first.
 BATCH_ROWS, BATCH_SECONDS = 2000, 0.25
+#: The GUI thread takes at most this many finished rows at a time (images
+#: that fail at once come faster than it paints); the rest in a later event.
+TAKE_ROWS = 4000
 
 
 def average_color(image: Image.Image) -> tuple[int, int, int]:
@@ -76,6 +79,8 @@ class GridColors(QObject):
         self._urgent: deque = deque()
         self._taken = np.zeros(0, dtype=bool)
         self._done: list = []
+        #: rows whose colour became known since :meth:`take_changed`
+        self._changed: list = []
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._finished.connect(self._on_finished, Qt.QueuedConnection)
@@ -87,7 +92,7 @@ class GridColors(QObject):
         colors = np.zeros((n, 3), dtype=np.uint8)
         state = np.zeros(n, dtype=np.int8)
         memory = self._memory
-        for i, value in enumerate(values):
+        for i, value in enumerate(values if memory else ()):
             packed = memory.get((value, origin))
             if packed is not None:
                 if packed < 0:
@@ -104,6 +109,7 @@ class GridColors(QObject):
             self._order = deque(order.tolist())
             self._urgent.clear()
             self._done.clear()
+            self._changed = [np.arange(n)]
             self._ensure_workers()
             self._cond.notify_all()
         self.colorsReady.emit()
@@ -202,8 +208,10 @@ class GridColors(QObject):
     @Slot()
     def _on_finished(self) -> None:
         with self._cond:
-            done, self._done = self._done, []
+            done, self._done = self._done[:TAKE_ROWS], self._done[TAKE_ROWS:]
             generation = self._generation
+            if self._done:
+                self._finished.emit()
         rows, colors, failed = [], [], []
         for gen, row, source, color in done:
             if color is None:
@@ -223,4 +231,11 @@ class GridColors(QObject):
         if failed:
             self.state[failed] = -1
         if rows or failed:
+            self._changed.append(np.array(rows + failed, dtype=np.int64))
             self.colorsReady.emit()
+
+    def take_changed(self) -> np.ndarray:
+        """The rows whose colour (or failure) became known since the last
+        call; a view updates only their pixels."""
+        changed, self._changed = self._changed, []
+        return np.concatenate(changed) if changed else np.zeros(0, dtype=np.int64)

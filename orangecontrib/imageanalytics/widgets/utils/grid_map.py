@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from AnyQt.QtGui import QImage
 
-__all__ = ["FAILED", "UNKNOWN", "cell_colors", "group_colors", "to_qimage"]
+__all__ = ["FAILED", "UNKNOWN", "cell_colors", "group_colors", "set_colors", "to_qimage"]
 
 #: The colour of an image whose average is not known yet (light grey).
 UNKNOWN = (226, 226, 226)
@@ -55,6 +55,22 @@ def cell_colors(row_of_cell: np.ndarray, rows: int, cols: int,
     return out.reshape(rows, cols, 4)
 
 
+def set_colors(rgba: np.ndarray, cell_of_row: np.ndarray, rows: np.ndarray,
+               colors: np.ndarray, state: np.ndarray) -> None:
+    """Update the pixels of ``rows`` in ``rgba`` (made by :func:`cell_colors`)
+    to their colours now known (or failed); alpha stays."""
+    if not len(rows):
+        return
+    flat = rgba.reshape(-1, 4)
+    cells = cell_of_row[rows]
+    row_state = state[rows]
+    rgb = np.empty((len(rows), 3), dtype=np.uint8)
+    rgb[:] = UNKNOWN
+    rgb[row_state > 0] = colors[rows[row_state > 0]]
+    rgb[row_state < 0] = FAILED
+    flat[cells, :3] = rgb
+
+
 def group_colors(row_of_cell: np.ndarray, rows: int, cols: int,
                  groups: np.ndarray, palette: np.ndarray) -> np.ndarray | None:
     """RGBA pixels of the marked cells in their group's colour (others
@@ -74,9 +90,10 @@ def group_colors(row_of_cell: np.ndarray, rows: int, cols: int,
     return out.reshape(rows, cols, 4)
 
 
-def to_qimage(rgba: np.ndarray) -> QImage:
-    """A QImage that owns a copy of ``rgba`` (``h × w × 4``, uint8)."""
-    rgba = np.ascontiguousarray(rgba)
+def to_qimage(rgba: np.ndarray, *, share: bool = False) -> QImage:
+    """A QImage of ``rgba`` (``h × w × 4``, uint8, C-contiguous): a copy, or
+    with ``share`` the same pixels, so that changes to the array show at the
+    next paint (the caller keeps the array alive as long as the image)."""
     h, w = rgba.shape[:2]
     image = QImage(rgba.data, w, h, 4 * w, QImage.Format_RGBA8888)
-    return image.copy()
+    return image if share else image.copy()

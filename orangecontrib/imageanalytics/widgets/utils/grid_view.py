@@ -30,6 +30,7 @@ from orangecontrib.imageanalytics.widgets.utils.grid_groups import Mark
 from orangecontrib.imageanalytics.widgets.utils.grid_map import (
     cell_colors,
     group_colors,
+    set_colors,
     to_qimage,
 )
 from orangecontrib.imageanalytics.widgets.utils.placeholders import (
@@ -114,6 +115,7 @@ class GridView(QAbstractScrollArea):
         self._pan = None            # (mouse, scroll x, scroll y) of a pan
         self._inset_drag = False
         self._map_image: QImage | None = None
+        self._map_rgba = np.zeros((0, 0, 4), dtype=np.uint8)  # the image's pixels
         self._groups_image: QImage | None = None
         self._groups_image_valid = False
         self._preferred = None      # the visible block whose colours were asked first
@@ -395,16 +397,25 @@ class GridView(QAbstractScrollArea):
         self._prefer_visible()
 
     def _map(self) -> QImage:
+        averages = self.averages
+        n = len(self.values)
+        known = averages is not None and len(averages.state) == n
         if self._map_image is None:
-            averages = self.averages
-            n = len(self.values)
-            if averages is not None and len(averages.state) == n:
+            if known:
                 colors, state = averages.colors, averages.state
+                averages.take_changed()
             else:
                 colors, state = np.zeros((n, 3), np.uint8), np.zeros(n, np.int8)
-            self._map_image = to_qimage(cell_colors(
+            self._map_rgba = cell_colors(
                 self.row_of_cell, self.rows, self.cols, colors, state,
-                self.faded, round(255 * FADED_OPACITY)))
+                self.faded, round(255 * FADED_OPACITY))
+            self._map_image = to_qimage(self._map_rgba, share=True)
+        elif known:
+            # only the pixels of the colours that came since the last paint
+            changed = averages.take_changed()
+            changed = changed[changed < len(self.cell_of_row)]
+            set_colors(self._map_rgba, self.cell_of_row, changed,
+                       averages.colors, averages.state)
         return self._map_image
 
     def _groups(self) -> QImage | None:
@@ -564,8 +575,8 @@ class GridView(QAbstractScrollArea):
         self.viewport().update(self.cell_rect(int(self.cell_of_row[key])))
 
     def _on_colors(self):
-        self._map_image = None
-        self.viewport().update()
+        if self.is_map() or self.inset_rect() is not None:
+            self.viewport().update()
 
     # --- interaction -------------------------------------------------------
     def tooltip_at(self, pos: QPoint) -> str:
