@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from orangecontrib.imageanalytics import sqlite_store
 from orangecontrib.imageanalytics.embedders import cache as cache_module
 from orangecontrib.imageanalytics.embedders.cache import (
     CACHE_DIR_ENV,
@@ -65,7 +66,7 @@ def test_no_pickle_in_storage(cache):
 
 
 def test_lru_eviction(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache_module, "_TOUCH_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_store, "TOUCH_INTERVAL", 0.0)
     clock = iter(range(1000, 100000))
     monkeypatch.setattr(cache_module, "_now", lambda: next(clock))
     with EmbeddingCache(str(tmp_path / "c.sqlite"),
@@ -242,7 +243,8 @@ class _FailingCommit:
 def test_failed_commit_does_not_leave_the_cache_locked(tmp_path):
     path = str(tmp_path / "c.sqlite")
     with EmbeddingCache(path) as cache:
-        cache._conn = _FailingCommit(cache._connection())
+        # this thread's connection, which the store hands out next
+        cache.store._local.conn = _FailingCommit(cache.store.connection())
         cache.put_many({"lost": vector(1)})   # no exception
         # the failed write is not half there, and later writes work
         assert "lost" not in cache

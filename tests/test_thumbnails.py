@@ -16,6 +16,7 @@ from orangecontrib.imageanalytics.thumbnails import (
     bucket_for,
     make_thumbnail,
 )
+
 from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
 
 
@@ -237,7 +238,7 @@ def test_cache_bounded_lru(tmp_path):
     for i in range(40):
         cache.put(f"k{i}", Thumbnail(image, None, (64, 64)))
         if i == 0:
-            with cache._connection() as conn:  # make "old" the least recent
+            with cache.store.connection() as conn:  # make "old" the least recent
                 conn.execute("UPDATE thumbnails SET used = 0 WHERE key = 'old'")
     cache.evict()
     assert cache.total_bytes() <= 10_000
@@ -250,7 +251,7 @@ def test_cache_bounded_lru(tmp_path):
 def test_cache_stores_no_pickle(tmp_path):
     cache = ThumbnailCache(str(tmp_path / "cache"))
     cache.put("k", Thumbnail(Image.new("RGB", (8, 8)), None, (8, 8)))
-    with cache._connection() as conn:
+    with cache.store.connection() as conn:
         (data,) = conn.execute("SELECT data FROM thumbnails").fetchone()
     assert data[:3] == b"\xff\xd8\xff"  # a JPEG
 

@@ -14,21 +14,19 @@ change time, which every write moves even when a copy keeps the first two
 (``cp -p``, sync tools); a URL's key is the digest of the bytes the HTTP
 cache gives after asking the server whether they changed. So an edited photo
 is never served stale. (Windows keeps no change time: there an edit that
-keeps size and modification time in place is not seen.) Size is bounded in bytes; the least recently
-used entries go first. SQLite's locking (WAL, a busy timeout) makes it safe
-for several threads and processes at once; a cache that cannot be used is
-skipped, never an error for the caller.
+keeps size and modification time in place is not seen.) The store is
+:class:`~orangecontrib.imageanalytics.sqlite_store.SQLiteLRUStore`, as for
+the embedding vectors: bounded in bytes, the least recently used entries go
+first; SQLite's locking (WAL, a busy timeout) makes it safe for several
+threads and processes at once; a damaged file is replaced with an empty one,
+and a cache that cannot be used is never an error for the caller.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
-import sqlite3
-import threading
-import time
 from dataclasses import dataclass
 
 from PIL import Image
@@ -41,6 +39,7 @@ from orangecontrib.imageanalytics.image_sources import (
     resolve_source,
 )
 from orangecontrib.imageanalytics.images import decode_image, read_image_info
+from orangecontrib.imageanalytics.sqlite_store import Layout, SQLiteLRUStore
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -55,7 +54,6 @@ __all__ = [
     "make_thumbnail",
 ]
 
-log = logging.getLogger(__name__)
 
 #: Longest side, in pixels, of the thumbnails that are made and cached.
 SIZE_BUCKETS: tuple[int, ...] = (64, 128, 256, 512, 1024)
@@ -67,10 +65,6 @@ THUMBNAIL_CACHE_ENV = "ORANGE_IMAGEANALYTICS_THUMBNAIL_CACHE"
 DEFAULT_MAX_BYTES = 512 * 2**20
 CACHE_FILENAME = "thumbnails.sqlite"
 _JPEG_QUALITY = 90
-# last-use times are rewritten at most this often, so that reads rarely write
-_TOUCH_SECONDS = 60.0
-# the total is counted again after this share of max_bytes was added
-_EVICT_SLACK = 0.05
 
 
 def bucket_for(size: int) -> int:
@@ -110,24 +104,22 @@ def default_cache_folder() -> str:
     return os.path.join(cache_folder(), "thumbnails")
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS thumbnails (
-    key TEXT PRIMARY KEY,
-    data BLOB NOT NULL,
-    width INTEGER,
-    height INTEGER,
-    nbytes INTEGER NOT NULL,
-    used REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS thumbnails_used ON thumbnails (used)
-"""
+#: The table as every version of the add-on wrote it.
+LAYOUT = Layout(
+    table="thumbnails",
+    columns=(("data", "BLOB NOT NULL"), ("width", "INTEGER"), ("height", "INTEGER"),
+             ("nbytes", "INTEGER NOT NULL")),
+    size_column="nbytes",
+    size="{row}.nbytes",
+    used_column="used",
+)
 
 
 class ThumbnailCache:
-    """Thumbnails on disk, bounded in bytes, least recently used out first.
-
-    Each thread has its own connection, so that worker threads read in
-    parallel; SQLite's locks order writers of all threads and processes.
+    """Thumbnails on disk, bounded in bytes, least recently used out first
+    (a :class:`~orangecontrib.imageanalytics.sqlite_store.SQLiteLRUStore`:
+    each thread reads through its own connection, so worker threads read in
+    parallel).
 
     Parameters
     ----------
@@ -135,16 +127,13 @@ class ThumbnailCache:
         Where the database lives; by default :func:`default_cache_folder`,
         looked up when the cache is used (so the environment may change).
     max_bytes : int
-        The encoded thumbnails' total size is kept near this bound.
+        The encoded thumbnails' total size is kept below this bound.
     """
 
     def __init__(self, folder: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
         self._folder = os.fspath(folder) if folder is not None else None
-        self.max_bytes = int(max_bytes)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._added = 0  # bytes put since the last count
-        self._broken: set[str] = set()
+        self.store = SQLiteLRUStore(lambda: self.path, LAYOUT, max_bytes=max_bytes,
+                                    timeout=10.0, label="Thumbnail cache")
 
     @property
     def folder(self) -> str:
@@ -154,69 +143,27 @@ class ThumbnailCache:
     def path(self) -> str:
         return os.path.join(self.folder, CACHE_FILENAME)
 
+    @property
+    def max_bytes(self) -> int:
+        return self.store.max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self.store.max_bytes = int(value)
+
     def __repr__(self) -> str:
         return f"ThumbnailCache({self._folder!r}, max_bytes={self.max_bytes})"
 
-    # ---------------------------------------------------------- connection
-
-    def _connection(self) -> sqlite3.Connection | None:
-        path = self.path
-        if path in self._broken:
-            return None
-        local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.path == path and local.pid == os.getpid():
-            return conn
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            for statement in _SCHEMA.split(";"):
-                conn.execute(statement)
-        except (sqlite3.Error, OSError) as e:
-            log.warning("Thumbnail cache %s cannot be used: %s", path, e)
-            self._broken.add(path)
-            return None
-        local.conn, local.path, local.pid = conn, path, os.getpid()
-        return conn
-
-    def _run(self, operation, default=None):
-        conn = self._connection()
-        if conn is None:
-            return default
-        try:
-            return operation(conn)
-        except sqlite3.Error as e:
-            # locked for too long, damaged, disk full: a miss, not a failure
-            log.warning("Thumbnail cache %s: %s", self.path, e)
-            return default
-
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    # ---------------------------------------------------------- entries
+        self.store.close()
 
     def get(self, key: str) -> Thumbnail | None:
         """The cached thumbnail for ``key``, or None."""
-        def fetch(conn):
-            row = conn.execute(
-                "SELECT data, width, height, used FROM thumbnails WHERE key = ?",
-                (key,)).fetchone()
-            if row is not None and row[3] < time.time() - _TOUCH_SECONDS:
-                conn.execute("UPDATE thumbnails SET used = ? WHERE key = ?",
-                             (time.time(), key))
-            return row
-
-        row = self._run(fetch)
-        if row is None:
+        entry = self.store.get(key)
+        if entry is None:
             return None
-        data, width, height, _ = row
+        data, width, height, _ = entry
         try:
             image = Image.open(io.BytesIO(data))
             image.load()
@@ -236,59 +183,22 @@ class ThumbnailCache:
             return
         data = _encode(thumbnail)
         width, height = source_size or (None, None)
-
-        def store(conn):
-            conn.execute("INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?, ?, ?)",
-                         (key, data, width, height, len(data), time.time()))
-            return True
-
-        if not self._run(store, False):
-            return
-        with self._lock:
-            self._added += len(data)
-            check = self._added > self.max_bytes * _EVICT_SLACK
-            if check:
-                self._added = 0
-        if check:
-            self.evict()
+        self.store.put_many([(key, data, width, height, len(data))])
 
     def evict(self) -> None:
         """Remove the least recently used thumbnails beyond ``max_bytes``."""
-        def evict(conn):
-            total = conn.execute(
-                "SELECT COALESCE(SUM(nbytes), 0) FROM thumbnails").fetchone()[0]
-            excess = total - self.max_bytes
-            if excess <= 0:
-                return
-            doomed = []
-            for key, nbytes in conn.execute(
-                    "SELECT key, nbytes FROM thumbnails ORDER BY used"):
-                if excess <= 0:
-                    break
-                doomed.append((key,))
-                excess -= nbytes
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("DELETE FROM thumbnails WHERE key = ?", doomed)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-        self._run(evict)
+        self.store.evict()
 
     def total_bytes(self) -> int:
         """The encoded thumbnails' total size."""
-        return self._run(lambda conn: conn.execute(
-            "SELECT COALESCE(SUM(nbytes), 0) FROM thumbnails").fetchone()[0], 0)
+        return self.store.total_bytes()
 
     def __len__(self) -> int:
-        return self._run(
-            lambda conn: conn.execute("SELECT COUNT(*) FROM thumbnails").fetchone()[0], 0)
+        return len(self.store)
 
     def clear(self) -> None:
         """Remove every thumbnail."""
-        self._run(lambda conn: conn.execute("DELETE FROM thumbnails"))
+        self.store.clear()
 
 
 def _encode(image: Image.Image) -> bytes:
