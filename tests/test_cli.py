@@ -327,3 +327,20 @@ def test_server_models_say_where_the_images_go(folder, tmp_path, capsys,
     assert code != 0
     assert "Sending the images to http://127.0.0.1:9" \
         in capsys.readouterr().err
+
+
+def test_summary_counts_the_skipped_beyond_the_list():
+    import io
+
+    from orangecontrib.imageanalytics import __main__ as cli
+
+    skipped = [(f"p{i}.jpg", "file not found" if i % 3 else "not an image")
+               for i in range(cli._MAX_LISTED + 6)]
+    out = io.StringIO()
+    cli._summary(3, skipped, "SqueezeNet", 1.0, out)
+    text = out.getvalue()
+    assert f"Skipped {len(skipped)}:" in text
+    assert "... and 6 more:" in text
+    # the rest in the one form of skip reasons, most common first
+    rest = [line.strip() for line in text.splitlines()[-2:]]
+    assert rest == ["4 × file not found", "2 × not an image"]

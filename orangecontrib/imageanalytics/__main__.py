@@ -19,8 +19,9 @@ import os
 import shutil
 import sys
 import time
-from collections import Counter
 from typing import TextIO
+
+from orangecontrib.imageanalytics.counts_text import count_reasons
 
 __all__ = ["main"]
 
@@ -351,10 +352,10 @@ def _summary(n_embedded: int, skipped: list[tuple[str, str]], label: str,
     for path, reason in skipped[:_MAX_LISTED]:
         print(f"  {path}: {reason}", file=stream)
     if len(skipped) > _MAX_LISTED:
-        rest = Counter(reason for _, reason in skipped[_MAX_LISTED:])
+        rest = count_reasons(reason for _, reason in skipped[_MAX_LISTED:])
         print(f"  ... and {len(skipped) - _MAX_LISTED} more:", file=stream)
-        for reason, count in rest.most_common():
-            print(f"    {count} x {reason}", file=stream)
+        for reason, count in rest:
+            print(f"    {count:,} × {reason}", file=stream)
 
 
 def _empty_skipped(table):
