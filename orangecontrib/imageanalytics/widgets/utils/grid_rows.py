@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from Orange.data import DiscreteVariable, Domain, StringVariable, Table, Variable
+from Orange.data import DiscreteVariable, Domain, Table, Variable
+
+from orangecontrib.imageanalytics.table_images import image_columns
 
 __all__ = [
     "ColumnText",
@@ -22,9 +24,7 @@ __all__ = [
 def image_candidates(domain: Domain) -> list[Variable]:
     """Meta String/Discrete variables, those with ``type=image`` first (the
     older add-on's ``imageAttr`` is an index into this list)."""
-    metas = [v for v in domain.metas
-             if isinstance(v, (StringVariable, DiscreteVariable))]
-    return sorted(metas, key=lambda v: v.attributes.get("type") != "image")
+    return image_columns(domain)
 
 
 def image_values(data: Table, var: Variable) -> list:
