@@ -360,7 +360,7 @@ def score(truth: list[dict], result: dict, keepers: bool) -> dict:
                recall=recall, f1=f1)
     if keepers:
         right = 0
-        for g, members in true_groups.items():
+        for members in true_groups.values():
             original = next(m for m in members if by_name[m]["original"])
             exact = {m for m in members if by_name[m]["kind"] == "exact"} | {original}
             predicted = next((pg for pg in result["groups"] if original in pg

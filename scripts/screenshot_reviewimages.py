@@ -12,15 +12,13 @@ part in doc/widgets/images/reviewimages.png.
 
 Needs Xvfb; it is started on the display unless one runs there already.
 """
-import io
 import os
 import shutil
 import tempfile
 
 import numpy as np
-from PIL import Image, ImageFilter
-
 from canvas_screenshot import ROOT, arguments, shoot, write_workflow
+from PIL import Image, ImageFilter
 
 PHOTOS = os.path.join(ROOT, "orangecontrib", "imageanalytics", "tutorials", "photos", "new")
 GEOMETRY = (40, 40, 1100, 680)  # x, y, width, height of the widget window
