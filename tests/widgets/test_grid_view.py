@@ -180,11 +180,19 @@ class TestMap(GuiTest):
         view.refresh()
         self.assertEqual(pixel(view, view.cell_rect(7).topLeft()).getRgb()[:3], UNKNOWN)
         # ... until a worker's batch brings it: that pixel is updated
-        self.averages._done = [(self.averages._generation, row, ("x", None), (9, 99, 199))]
+        self.averages._done = [(self.averages._generation, row, ("x", None), (9, 99, 199),
+                                None)]
         self.averages._on_finished()
         self.assertEqual(pixel(view, view.cell_rect(7).topLeft()).getRgb()[:3], (9, 99, 199))
         # the view asks for nothing to be loaded: the whole map is colours
         self.assertEqual(self.loader.pending_count(), 0)
+        # an image whose colour failed: its tooltip says why
+        row = int(view.row_of_cell[9])
+        self.averages._values = [None] * len(self.cell)
+        self.averages._reasons[(None, None)] = "file not found"
+        self.averages.state[row] = -1
+        self.assertIn("file not found", view.tooltip_at(view.cell_rect(9).center()))
+        self.assertNotIn("not found", view.tooltip_at(view.cell_rect(10).center()))
 
     def test_wheel_zooms_at_the_mouse(self):
         view = self.view
@@ -361,6 +369,9 @@ class TestGridColors(GuiTest):
         self.assertEqual(tuple(self.colors.colors[4]), (0, 128, 0))
         self.assertEqual(tuple(self.colors.colors[29]), (0, 0, 255))
         self.assertTrue(ready)
+        # why an image failed, for its tooltip on the map
+        self.assertIn("not found", self.colors.error(30).lower())
+        self.assertIsNone(self.colors.error(0))
         # the same images again (other data): known at once, from memory
         self.colors.clear()
         self.colors.start(values[::-1], None)

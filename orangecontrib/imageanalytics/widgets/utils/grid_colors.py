@@ -71,6 +71,7 @@ class GridColors(QObject):
         self.colors = np.zeros((0, 3), dtype=np.uint8)
         self.state = np.zeros(0, dtype=np.int8)
         self._memory: dict[tuple, int] = {}  # (value, origin) → packed RGB, -1 failed
+        self._reasons: dict[tuple, str] = {}  # (value, origin) → why it failed
         self._cond = threading.Condition()
         self._generation = 0
         self._values: Sequence = ()
@@ -138,6 +139,12 @@ class GridColors(QObject):
         self.colors = np.zeros((0, 3), dtype=np.uint8)
         self.state = np.zeros(0, dtype=np.int8)
 
+    def error(self, row: int) -> str | None:
+        """Why row ``row``'s image cannot be shown, once its colour failed."""
+        if not 0 <= row < len(self.state) or self.state[row] >= 0:
+            return None
+        return self._reasons.get((self._values[row], self._origin))
+
     def pending(self) -> int:
         """How many rows' colours are not known yet."""
         return int((self.state == 0).sum())
@@ -190,7 +197,8 @@ class GridColors(QObject):
                 result = make_thumbnail(value, SIZE_BUCKETS[0], origin=origin,
                                         cache=self.cache)
                 color = average_color(result.image) if result.image is not None else None
-                batch.append((generation, row, (value, origin), color))
+                batch.append((generation, row, (value, origin), color,
+                              result.error or "cannot be shown"))
             if batch and (row is None or len(batch) >= BATCH_ROWS
                           or time.monotonic() - since > BATCH_SECONDS):
                 with self._cond:
@@ -213,9 +221,10 @@ class GridColors(QObject):
             if self._done:
                 self._finished.emit()
         rows, colors, failed = [], [], []
-        for gen, row, source, color in done:
+        for gen, row, source, color, reason in done:
             if color is None:
                 self._memory[source] = -1
+                self._reasons[source] = reason
             else:
                 self._memory[source] = (color[0] << 16) | (color[1] << 8) | color[2]
             if gen != generation:

@@ -587,7 +587,10 @@ class GridView(QAbstractScrollArea):
             return ""
         title = self.titles[row] if self.titles is not None else None
         group = int(self.groups[row]) if row < len(self.groups) else 0
-        return cell_tooltip(self.values[row], title, group, self.loader.error(row))
+        error = self.loader.error(row)
+        if error is None and self.averages is not None:
+            error = self.averages.error(row)  # known from the map's colours
+        return cell_tooltip(self.values[row], title, group, error)
 
     def viewportEvent(self, event):
         if event.type() == QEvent.ToolTip:
