@@ -62,7 +62,8 @@ def feature_copies(min_mb: float = 50) -> list[str]:
             base = obj.X
             while isinstance(base.base, np.ndarray):
                 base = base.base
-            seen.setdefault(id(base), (base.nbytes, base.dtype, []))[2].append(len(obj))
+            where = base.__array_interface__["data"][0]
+            seen.setdefault(where, (base.nbytes, base.dtype, []))[2].append(len(obj))
     return [f"{nbytes / 2**20:.0f} MB {dtype} (tables of {', '.join(map(str, rows))} rows)"
             for nbytes, dtype, rows in seen.values()]
 
@@ -94,9 +95,16 @@ class Pump:
 
 
 def capture(output) -> list:
+    """The values sent on ``output``; a lazy one is made, as the canvas does
+    for a linked output."""
+    from orangewidget.utils.signals import LazyValue
     got = []
     send = output.send
-    output.send = lambda value, *a, **k: (got.append(value), send(value, *a, **k))
+
+    def keep(value, *a, **k):
+        send(value, *a, **k)
+        got.append(value.get_value() if LazyValue.is_lazy(value) else value)
+    output.send = keep
     return got
 
 
