@@ -36,13 +36,7 @@ from orangecontrib.imageanalytics.embedders.local import (
     LocalEmbedder,
     available_cores,
 )
-from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
-    inception_v3,
-)
-from orangecontrib.imageanalytics.embedders.models.local_copies import (
-    network_from_state_dict,
-)
-from orangecontrib.imageanalytics.embedders.models.vgg import vgg
+from orangecontrib.imageanalytics.embedders.models import build_network
 from orangecontrib.imageanalytics.embedders.registry import (
     LOCAL_COPIES,
     get_embedder,
@@ -61,11 +55,7 @@ def image_paths(folder: str, limit: int) -> list[str]:
 
 
 def random_network(key: str) -> torch.nn.Module:
-    spec = get_embedder(key)
-    server_key = spec.server_key
-    state = (inception_v3() if server_key == "inception-v3"
-             else vgg(int(server_key[3:]))).state_dict()
-    return network_from_state_dict(spec, state)
+    return build_network(get_embedder(key), random_weights=True)
 
 
 def pipeline_rate(spec, runner, paths: list[str], **options) -> float:

@@ -10,13 +10,13 @@ from PIL import Image
 
 from orangecontrib.imageanalytics.embedders import efficientnet
 from orangecontrib.imageanalytics.embedders.efficientnet import (
-    build_efficientnet,
     efficientnet_layers,
     efficientnet_weights_sha256,
     load_efficientnet_state_dict,
     tf_same_padding,
 )
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.models import build_network
 from orangecontrib.imageanalytics.embedders.preprocess import (
     resize_for_model,
     to_model_input,
@@ -53,7 +53,7 @@ def test_matches_an_independent_implementation(batch):
         "efficientnet-lite0", weights_path=os.fspath(path)).eval()
     x = torch.from_numpy(batch)
     with torch.inference_mode():
-        ours = build_efficientnet()(x).numpy()
+        ours = build_network(SPEC)(x).numpy()
         theirs = reference.extract_features(x).mean((2, 3)).numpy()
         logits = reference(x).numpy()
     assert ours.shape == (3, SPEC.dimension) == theirs.shape
@@ -65,7 +65,7 @@ def test_matches_an_independent_implementation(batch):
 
 def test_recognises_the_packaged_photos(batch):
     with torch.inference_mode():
-        features = build_efficientnet()(torch.from_numpy(batch[:2])).numpy()
+        features = build_network(SPEC)(torch.from_numpy(batch[:2])).numpy()
     weight, bias = efficientnet_layers().classifier
     top5 = np.argsort(-(features @ weight.T + bias), axis=1)[:, :5]
     # ImageNet classes: 698 palace, 663 monastery, 483 castle; 985 daisy
@@ -75,7 +75,7 @@ def test_recognises_the_packaged_photos(batch):
 
 def test_features_are_pooled_relu6_outputs(batch):
     with torch.inference_mode():
-        features = build_efficientnet()(torch.from_numpy(batch)).numpy()
+        features = build_network(SPEC)(torch.from_numpy(batch)).numpy()
     assert features.dtype == np.float32
     assert np.all(features >= 0) and np.all(features <= 6)
     # different images, different vectors

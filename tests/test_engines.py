@@ -186,8 +186,7 @@ def test_cache_name_depends_on_weights_and_exporter(monkeypatch):
     assert engines.onnx_model_path(SPEC) != path
     monkeypatch.undo()
     monkeypatch.setattr(engines, "model_cache_dir", lambda: path.parent)
-    monkeypatch.setitem(engines._LOCAL_MODELS, "squeezenet", (
-        engines._LOCAL_MODELS["squeezenet"][0], lambda: "other weights"))
+    monkeypatch.setattr(engines, "_weights_digest", lambda spec: "other")
     assert engines.onnx_model_path(SPEC) != path
 
 
@@ -198,7 +197,8 @@ def test_server_embedder_unavailable(key):
 
 
 def test_local_spec_without_model_unavailable():
-    spec = replace(SPEC, key="my-model", label="My model")
+    # how a model is built is part of its spec: no network, no local model
+    spec = replace(SPEC, key="my-model", label="My model", network="")
     with pytest.raises(EmbedderUnavailable, match="squeezenet"):
         engines.get_runner(spec)
 

@@ -17,11 +17,9 @@ from orangecontrib.imageanalytics.__main__ import main
 from orangecontrib.imageanalytics.embedders import engines, registry
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.inputs import prepare_input
+from orangecontrib.imageanalytics.embedders.models import build_network
 from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
     inception_v3,
-)
-from orangecontrib.imageanalytics.embedders.models.local_copies import (
-    build_local_copy,
 )
 from orangecontrib.imageanalytics.embedders.models.vgg import VGG, VGG_CONFIGS
 from orangecontrib.imageanalytics.embedders.preprocess import to_model_input
@@ -117,7 +115,7 @@ def test_vgg_runs_here_and_from_the_command_line(depth, weights_dir,
     state = _small_vgg_state(depth)
     key = f"vgg{depth}-local"
     spec = _install(weights_dir, monkeypatch, key, state)
-    model = build_local_copy(spec)
+    model = build_network(spec)
     folder = tmp_path / "photos"
     folder.mkdir()
     for seed in (3, 4, 5):
@@ -153,12 +151,12 @@ def test_damaged_and_foreign_files_are_refused(weights_dir, monkeypatch):
     spec = registry.LOCAL_COPIES["vgg16-local"]
     (weights_dir / spec.weights.filename).write_bytes(b"not the weights")
     with pytest.raises(EmbedderUnavailable, match="corrupt"):
-        build_local_copy(spec)
+        build_network(spec)
     # a file with the expected hash, but another network's parameters
     patched = _install(weights_dir, monkeypatch, "inception-v3-local",
                        _small_vgg_state(16))
     with pytest.raises(EmbedderUnavailable, match="does not fit"):
-        build_local_copy(patched)
+        build_network(patched)
 
 
 def test_auto_engine_runs_them_in_torch(weights_dir, monkeypatch):

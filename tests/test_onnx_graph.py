@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from orangecontrib.imageanalytics.embedders import engines
-from orangecontrib.imageanalytics.embedders.registry import get_embedder
+from orangecontrib.imageanalytics.embedders.registry import (
+    get_embedder,
+    resolve_reference,
+)
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -41,7 +44,7 @@ def model_input(spec, n: int) -> np.ndarray:
 
 
 def test_graph_is_valid_onnx(spec):
-    model = onnx.load_from_string(engines._ONNX_GRAPHS[spec.key](spec))
+    model = onnx.load_from_string(resolve_reference(spec.onnx_graph)(spec))
     onnx.checker.check_model(model, full_check=True)
     assert model.opset_import[0].version == engines.ONNX_OPSET
     (inp,), (out,) = model.graph.input, model.graph.output
@@ -53,7 +56,7 @@ def test_graph_is_valid_onnx(spec):
 
 def test_graph_equals_the_torch_network(spec):
     torch = pytest.importorskip("torch")
-    session = ort.InferenceSession(engines._ONNX_GRAPHS[spec.key](spec),
+    session = ort.InferenceSession(resolve_reference(spec.onnx_graph)(spec),
                                    providers=["CPUExecutionProvider"])
     x = model_input(spec, 3)
     ours = session.run(None, {"input": x})[0]

@@ -54,14 +54,12 @@ def test_exact_path_is_plain_lanczos():
 
 
 def test_fast_path_close_to_exact():
-    from orangecontrib.imageanalytics.embedders.squeezenet import (
-        build_squeezenet,
-    )
+    from orangecontrib.imageanalytics.embedders.models import build_network
     image = photo(1600, 1200, seed=5)
     fast = resize_for_model(image, SQUEEZENET)
     exact = resize_for_model(image, SQUEEZENET, exact=True)
     assert not np.array_equal(fast, exact)      # it is a different path
-    model = build_squeezenet()
+    model = build_network(SQUEEZENET)
     with torch.inference_mode():
         a, b = model(torch.from_numpy(
             to_model_input(np.stack([fast, exact]), SQUEEZENET))).numpy()

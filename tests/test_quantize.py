@@ -14,17 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orangecontrib.imageanalytics.embedders import engines
+from orangecontrib.imageanalytics.embedders import engines, quantize
 from orangecontrib.imageanalytics.embedders.cache import EmbeddingCache
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
-from orangecontrib.imageanalytics.embedders import quantize
 from orangecontrib.imageanalytics.embedders.local import LocalEmbedder
 from orangecontrib.imageanalytics.embedders.processor import (
     Processor,
     current_processor,
 )
 from orangecontrib.imageanalytics.embedders.quantize import (
-    INT8_EMBEDDERS,
     U8S8,
     U8U8,
     calibration_batch,
@@ -311,8 +309,8 @@ def test_large_job_measures_once(tmp_path, fresh_cache, monkeypatch):
 
 
 def test_efficientnet_has_no_int8_model():
-    assert "efficientnet-lite0" not in INT8_EMBEDDERS
     spec = get_embedder("efficientnet-lite0")
+    assert not spec.int8
     pytest.importorskip(spec.weights.package)
     with pytest.raises(EmbedderUnavailable, match="cosine"):
         engines.get_runner(spec, engine="onnx-int8", threads=1)

@@ -1,4 +1,6 @@
 """SqueezeNet in PyTorch against ndf's own NumPy forward pass."""
+import hashlib
+import importlib.resources
 import io
 import pickle
 from dataclasses import replace
@@ -8,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from orangecontrib.imageanalytics.embedders import squeezenet
+from orangecontrib.imageanalytics.embedders import engines, squeezenet
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.models import build_network
 from orangecontrib.imageanalytics.embedders.preprocess import to_model_input
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
 from orangecontrib.imageanalytics.embedders.squeezenet import (
-    build_squeezenet,
     load_ndf_weights,
     ndf_weights_sha256,
 )
@@ -45,6 +47,10 @@ def ndf_forward(batch_nchw: np.ndarray) -> np.ndarray:
     return model.predict([nhwc])[0]
 
 
+def build_squeezenet(input_size: int = SPEC.input_size):
+    return build_network(replace(SPEC, input_size=input_size))
+
+
 def torch_forward(batch_nchw: np.ndarray, **kwargs) -> np.ndarray:
     with torch.inference_mode():
         return build_squeezenet(**kwargs)(torch.from_numpy(batch_nchw)).numpy()
@@ -68,7 +74,7 @@ def test_matches_ndf_forward_pass():
 @pytest.mark.parametrize("size", [224, 226])
 def test_asymmetric_same_padding_matches_ndf(size):
     # an even input pads conv1 by one pixel at the bottom/right only
-    assert squeezenet._same_padding(size, 3, 2) == (0, 1)
+    assert squeezenet.same_padding(size, 3, 2) == (0, 1)
     spec = replace(SPEC, input_size=size)
     batch = to_model_input(photo_like(size, seed=3)[None], spec)
     ours = torch_forward(batch, input_size=size)
@@ -76,9 +82,9 @@ def test_asymmetric_same_padding_matches_ndf(size):
 
 
 def test_same_padding_like_tensorflow():
-    assert squeezenet._same_padding(227, 3, 2) == (1, 1)
-    assert squeezenet._same_padding(13, 3, 1) == (1, 1)
-    assert squeezenet._same_padding(13, 1, 1) == (0, 0)
+    assert squeezenet.same_padding(227, 3, 2) == (1, 1)
+    assert squeezenet.same_padding(13, 3, 1) == (1, 1)
+    assert squeezenet.same_padding(13, 1, 1) == (0, 0)
 
 
 def test_model_is_ready_for_inference():
@@ -99,7 +105,11 @@ def test_weights_loaded_once_and_read_only():
     assert not kernel.flags.writeable
     assert len(weights) == 2 + 8 * 3     # conv1, conv10, 8 fire modules
     digest = ndf_weights_sha256()
-    assert len(digest) == 64 and int(digest, 16) >= 0
+    # the file's own hash: it names the cached ONNX model
+    data = importlib.resources.files(SPEC.weights.package).joinpath(
+        SPEC.weights.filename).read_bytes()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert engines._weights_digest(SPEC) == digest
 
 
 def test_unpickler_rejects_anything_but_arrays():

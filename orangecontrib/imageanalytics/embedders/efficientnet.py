@@ -10,7 +10,7 @@ Google's TensorFlow checkpoint; they are read with
 Convolutions use TensorFlow's ``same`` padding (the odd pixel goes to the
 bottom/right), as the network was trained.  Batch normalisation is folded
 into the convolutions (inference only), so every layer is a convolution with
-a bias; the PyTorch network (``efficientnet_torch.py``) and the ONNX graph
+a bias; the PyTorch network (``models/efficientnet.py``) and the ONNX graph
 (``onnx_graph.py``) are both built from :func:`efficientnet_layers`.  The
 embedding is the 1280-d output of the head convolution (ReLU6), averaged over
 the image: the input of the ImageNet classifier.
@@ -36,7 +36,6 @@ __all__ = [
     "BN_EPSILON",
     "Block",
     "EfficientNetLayers",
-    "build_efficientnet",
     "efficientnet_layers",
     "efficientnet_weights_sha256",
     "load_efficientnet_state_dict",
@@ -220,15 +219,3 @@ def _check_shapes(layers: EfficientNetLayers) -> None:
         channels = block.project[0].shape[0]
     if layers.head[0].shape != (_HEAD, channels, 1, 1):
         raise EmbedderUnavailable("unexpected EfficientNet-Lite0 head")
-
-
-def build_efficientnet():
-    """The PyTorch module (``efficientnet_torch.EfficientNetLite``), eval
-    mode: preprocessed ``N×3×224×224`` -> ``N×1280``."""
-    from orangecontrib.imageanalytics.embedders.efficientnet_torch import (
-        EfficientNetLite,
-    )
-    model = EfficientNetLite(efficientnet_layers(),
-                             input_size=get_embedder(_SPEC_KEY).input_size)
-    model.requires_grad_(False)
-    return model.eval()

@@ -2,9 +2,10 @@
 
 :func:`get_runner` returns a callable mapping a ``float32`` ``N×3×H×W`` batch
 (from :func:`~.preprocess.to_model_input`) to ``float32`` ``N×D`` vectors.
-Every local model is defined in PyTorch (``squeezenet_torch.py``,
-``efficientnet_torch.py``).  For ONNX Runtime, SqueezeNet and
-EfficientNet-Lite0 are written as ONNX graphs straight from their NumPy
+Every local model is defined in PyTorch (``models/``, built by
+:func:`.models.build_network` from the registry's spec).  For ONNX Runtime,
+the embedders whose spec names a graph builder (SqueezeNet and
+EfficientNet-Lite0) are written as ONNX graphs straight from their NumPy
 weights (``onnx_graph.py``, a few milliseconds, no torch); other local models
 are exported from PyTorch.  Either way the model is cached in the user's
 cache folder and reused by later processes.
@@ -38,7 +39,6 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -48,9 +48,12 @@ import numpy as np
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.processor import current_processor
 from orangecontrib.imageanalytics.embedders.registry import (
+    DEFAULT_EMBEDDER,
     LOCAL_COPIES,
     EmbedderSpec,
+    embedder_keys,
     get_embedder,
+    resolve_reference,
 )
 
 if TYPE_CHECKING:
@@ -83,8 +86,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: "onnx-int8" is ONNX Runtime with the INT8 model, only for embedders in
-#: :data:`.quantize.INT8_EMBEDDERS`, and only where its check passes on this
+#: "onnx-int8" is ONNX Runtime with the INT8 model, only for embedders whose
+#: spec offers one (``EmbedderSpec.int8``), and only where its check passes on this
 #: processor (vectors within cosine 0.99 of float32); elsewhere float32 runs
 ENGINES = ("auto", "onnx", "onnx-int8", "torch")
 
@@ -112,82 +115,19 @@ _INPUT_NAME = "input"
 _OUTPUT_NAME = "output"
 
 
-def _squeezenet_model(spec: EmbedderSpec) -> nn.Module:
-    from orangecontrib.imageanalytics.embedders.squeezenet import (
-        build_squeezenet,
+def _weights_digest(spec: EmbedderSpec) -> str:
+    """A digest that changes whenever the weights of ``spec`` do.
+
+    Weights with a whole SHA-256 in the registry are checked against it
+    before every build, so that names them exactly; weights that ship in a
+    package without one (ndf's) are hashed once per process.
+    """
+    if len(spec.weights.sha256) == 64:
+        return spec.weights.sha256
+    from orangecontrib.imageanalytics.embedders.package_weights import (
+        package_weights_sha256,
     )
-    return build_squeezenet(input_size=spec.input_size)
-
-
-def _squeezenet_digest() -> str:
-    from orangecontrib.imageanalytics.embedders.squeezenet import (
-        ndf_weights_sha256,
-    )
-    return ndf_weights_sha256()
-
-
-def _efficientnet_model(spec: EmbedderSpec) -> nn.Module:
-    from orangecontrib.imageanalytics.embedders.efficientnet import (
-        build_efficientnet,
-    )
-    return build_efficientnet()
-
-
-def _efficientnet_digest() -> str:
-    from orangecontrib.imageanalytics.embedders.efficientnet import (
-        efficientnet_weights_sha256,
-    )
-    return efficientnet_weights_sha256()
-
-
-# key -> (model builder, digest of the weights); only these run locally
-_LOCAL_MODELS: dict[
-    str, tuple[Callable[[EmbedderSpec], nn.Module], Callable[[], str]]] = {
-    "squeezenet": (_squeezenet_model, _squeezenet_digest),
-    "efficientnet-lite0": (_efficientnet_model, _efficientnet_digest),
-}
-
-
-def _local_copy_model(spec: EmbedderSpec) -> nn.Module:
-    from orangecontrib.imageanalytics.embedders.models.local_copies import (
-        build_local_copy,
-    )
-    return build_local_copy(spec)
-
-
-# server networks that run here from downloaded weights; the registry's hash
-# names the file exactly because the loader checks it before every build
-_LOCAL_MODELS.update({
-    key: (_local_copy_model, lambda spec=spec: spec.weights.sha256)
-    for key, spec in LOCAL_COPIES.items()})
-
-
-def _squeezenet_graph(spec: EmbedderSpec) -> bytes:
-    from orangecontrib.imageanalytics.embedders.onnx_graph import (
-        squeezenet_graph,
-    )
-    from orangecontrib.imageanalytics.embedders.squeezenet import (
-        load_ndf_weights,
-    )
-    return squeezenet_graph(load_ndf_weights(), spec.input_size)
-
-
-def _efficientnet_graph(spec: EmbedderSpec) -> bytes:
-    from orangecontrib.imageanalytics.embedders.efficientnet import (
-        efficientnet_layers,
-    )
-    from orangecontrib.imageanalytics.embedders.onnx_graph import (
-        efficientnet_graph,
-    )
-    return efficientnet_graph(efficientnet_layers(), spec.input_size)
-
-
-# key -> ONNX graph written from the weights, without torch; the other local
-# models are exported from their PyTorch networks
-_ONNX_GRAPHS: dict[str, Callable[[EmbedderSpec], bytes]] = {
-    "squeezenet": _squeezenet_graph,
-    "efficientnet-lite0": _efficientnet_graph,
-}
+    return package_weights_sha256(spec)
 
 
 class Runner(Protocol):
@@ -222,6 +162,12 @@ def _onnxruntime():
     return onnxruntime
 
 
+def _local_keys() -> list[str]:
+    """Keys of the embedders that run on this computer."""
+    return [key for key in embedder_keys()
+            if get_embedder(key).local and get_embedder(key).network]
+
+
 def _resolve_spec(spec: EmbedderSpec | str) -> EmbedderSpec:
     if isinstance(spec, str):
         spec = get_embedder(spec)
@@ -229,11 +175,11 @@ def _resolve_spec(spec: EmbedderSpec | str) -> EmbedderSpec:
         raise EmbedderUnavailable(
             f"{spec.label} runs on an embedding server; there is no local "
             f"model for it. Choose a local embedder "
-            f"({', '.join(_LOCAL_MODELS)}) or set a server address.")
-    if spec.key not in _LOCAL_MODELS:
+            f"({', '.join(_local_keys())}) or set a server address.")
+    if not spec.network:
         raise EmbedderUnavailable(
             f"there is no local model for the embedder {spec.key!r}; local "
-            f"embedders are: {', '.join(_LOCAL_MODELS)}")
+            f"embedders are: {', '.join(_local_keys())}")
     return spec
 
 
@@ -265,7 +211,8 @@ def build_torch_model(spec: EmbedderSpec | str) -> nn.Module:
     spec = _resolve_spec(spec)
     if not torch_installed():
         raise EmbedderUnavailable(torch_missing(spec))
-    return _LOCAL_MODELS[spec.key][0](spec)
+    from orangecontrib.imageanalytics.embedders.models import build_network
+    return build_network(spec)
 
 
 def _check_batch(batch: np.ndarray, spec: EmbedderSpec) -> np.ndarray:
@@ -363,9 +310,9 @@ def onnx_model_path(spec: EmbedderSpec | str) -> Path:
     change in any of them leads to a new export instead of a stale file.
     """
     spec = _resolve_spec(spec)
-    exporter = "graph" if spec.key in _ONNX_GRAPHS else _torch_version()
+    exporter = "graph" if spec.onnx_graph else _torch_version()
     stamp = "|".join((
-        _LOCAL_MODELS[spec.key][1](), str(spec.input_size),
+        _weights_digest(spec), str(spec.input_size),
         exporter, str(ONNX_OPSET), str(_EXPORT_FORMAT)))
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:20]
     return model_cache_dir() / f"{spec.key}-{digest}.onnx"
@@ -373,9 +320,8 @@ def onnx_model_path(spec: EmbedderSpec | str) -> Path:
 
 def _export_onnx(spec: EmbedderSpec, target) -> None:
     """Write the ONNX model of ``spec`` to a path or a binary file."""
-    graph = _ONNX_GRAPHS.get(spec.key)
-    if graph is not None:
-        data = graph(spec)
+    if spec.onnx_graph:
+        data = resolve_reference(spec.onnx_graph)(spec)
         if isinstance(target, (str, os.PathLike)):
             Path(target).write_bytes(data)
         else:
@@ -456,10 +402,7 @@ def _require_int8(spec: EmbedderSpec) -> None:
         raise EmbedderUnavailable(
             "ONNX Runtime is not installed; install it with "
             "'pip install onnxruntime' or use the 'torch' engine")
-    from orangecontrib.imageanalytics.embedders.quantize import (
-        INT8_EMBEDDERS,
-    )
-    if spec.key not in INT8_EMBEDDERS:
+    if not spec.int8:
         raise EmbedderUnavailable(
             f"{spec.label} has no INT8 model: quantising it changes its "
             f"vectors by more than a cosine of 0.01; use the 'onnx' "
@@ -848,5 +791,5 @@ def measure_model_throughput(
 if __name__ == "__main__":  # quick model-only comparison of the engines
     for size in (8, 16, 32):
         print(f"batch {size:>2}: " + ", ".join(
-            f"{engine} {measure_model_throughput('squeezenet', engine, batch_size=size, seconds=2):6.1f} img/s"
+            f"{engine} {measure_model_throughput(DEFAULT_EMBEDDER, engine, batch_size=size, seconds=2):6.1f} img/s"  # noqa: E501
             for engine in available_engines()))

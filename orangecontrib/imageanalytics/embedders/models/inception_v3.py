@@ -11,7 +11,8 @@ ImageNet normalisation (``(x / 255 - mean) / std``) and, for these weights,
 sets ``transform_input=True`` so that the model first turns that input back
 into Google's scaling.  The registry's Inception v3 spec uses the ImageNet
 normalisation, so models built for those weights must use
-``transform_input=True`` (the default of :func:`inception_v3`).
+``transform_input=True`` (the default of :func:`inception_v3`); the mean and
+std it undoes are the spec's.
 """
 from __future__ import annotations
 
@@ -20,19 +21,31 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from orangecontrib.imageanalytics.embedders.models import fuse_conv_bn
+from orangecontrib.imageanalytics.embedders.models import torchvision_network
+from orangecontrib.imageanalytics.embedders.registry import (
+    EmbedderSpec,
+    get_embedder,
+)
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "Inception3",
+    "build_inception_v3",
     "inception_v3",
     "inception_v3_from_state_dict",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+Normalisation = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+# the registry's embedder that Google's weights for this network serve
+_SPEC_KEY = "inception-v3"
+
+
+def _registry_normalisation() -> Normalisation:
+    """Mean and std of the input of the registry's Inception v3."""
+    spec = get_embedder(_SPEC_KEY)
+    return spec.mean, spec.std
 
 
 class BasicConv2d(nn.Module):
@@ -49,7 +62,7 @@ class BasicConv2d(nn.Module):
     def fuse(self) -> None:
         """Fold the batch norm into the convolution (inference only)."""
         if isinstance(self.bn, nn.BatchNorm2d):
-            self.conv = fuse_conv_bn(self.conv, self.bn)
+            self.conv = fuse_conv_bn_eval(self.conv, self.bn)
             self.bn = nn.Identity()
 
 
@@ -209,11 +222,15 @@ class Inception3(nn.Module):
     features_only
         Make :meth:`forward` return the 2048-d pooled features instead of
         the class scores.
+    normalisation
+        ``(mean, std)`` of the input that ``transform_input`` undoes; by
+        default the registry's Inception v3 spec's.
     """
 
     def __init__(self, num_classes: int = 1000, *, aux_logits: bool = True,
                  transform_input: bool = False,
-                 features_only: bool = False) -> None:
+                 features_only: bool = False,
+                 normalisation: Normalisation | None = None) -> None:
         super().__init__()
         self.transform_input = transform_input
         self.features_only = features_only
@@ -241,8 +258,9 @@ class Inception3(nn.Module):
         self.fc = nn.Linear(2048, num_classes)
         # x' = x * (std / 0.5) + (mean - 0.5) / 0.5, per channel; buffers that
         # are not saved, so that the state dict stays torchvision's
-        std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
-        mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
+        mean, std = normalisation or _registry_normalisation()
+        std = torch.tensor(std).reshape(1, 3, 1, 1)
+        mean = torch.tensor(mean).reshape(1, 3, 1, 1)
         self.register_buffer("_input_scale", std / 0.5, persistent=False)
         self.register_buffer("_input_shift", (mean - 0.5) / 0.5,
                              persistent=False)
@@ -292,8 +310,8 @@ class Inception3(nn.Module):
 
 
 def inception_v3(*, transform_input: bool = True, features_only: bool = True,
-                 num_classes: int = 1000, aux_logits: bool = True
-                 ) -> Inception3:
+                 num_classes: int = 1000, aux_logits: bool = True,
+                 normalisation: Normalisation | None = None) -> Inception3:
     """Build an uninitialised Inception v3 for torchvision's weights.
 
     The defaults suit the registry's ``inception-v3`` embedder: ImageNet
@@ -302,12 +320,14 @@ def inception_v3(*, transform_input: bool = True, features_only: bool = True,
     """
     return Inception3(num_classes, aux_logits=aux_logits,
                       transform_input=transform_input,
-                      features_only=features_only)
+                      features_only=features_only,
+                      normalisation=normalisation)
 
 
 def inception_v3_from_state_dict(
         state_dict: Mapping[str, torch.Tensor], *,
-        transform_input: bool = True, fuse: bool = True) -> Inception3:
+        transform_input: bool = True, fuse: bool = True,
+        normalisation: Normalisation | None = None) -> Inception3:
     """Build Inception v3 from a torchvision-format state dict.
 
     Parameters
@@ -318,6 +338,8 @@ def inception_v3_from_state_dict(
         See the module docstring; ``True`` for Google's weights.
     fuse
         Fold batch norms into convolutions for faster inference.
+    normalisation
+        ``(mean, std)`` of the input, as in :class:`Inception3`.
 
     Returns
     -------
@@ -327,9 +349,24 @@ def inception_v3_from_state_dict(
     num_classes = state_dict["fc.weight"].shape[0]
     has_aux = any(key.startswith("AuxLogits.") for key in state_dict)
     model = inception_v3(transform_input=transform_input, features_only=True,
-                         num_classes=num_classes, aux_logits=has_aux)
+                         num_classes=num_classes, aux_logits=has_aux,
+                         normalisation=normalisation)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
     if fuse:
         model.fuse_for_inference()
     return model
+
+
+def build_inception_v3(spec: EmbedderSpec, *, state=None, weights_dir=None,
+                       random_weights: bool = False) -> Inception3:
+    """Inception v3 returning the pooled features, for input normalised as
+    ``spec`` says, from ``state`` or ``spec``'s checked weights file (see
+    :func:`~.models.build_network`)."""
+    normalisation = (spec.mean, spec.std)
+    return torchvision_network(
+        spec,
+        lambda state: inception_v3_from_state_dict(
+            state, normalisation=normalisation),
+        lambda: inception_v3(normalisation=normalisation),
+        state=state, weights_dir=weights_dir, random_weights=random_weights)

@@ -12,7 +12,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["VGG", "VGG_CONFIGS", "vgg", "vgg_from_state_dict"]
+from orangecontrib.imageanalytics.embedders.models import torchvision_network
+from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
+
+__all__ = ["VGG", "VGG_CONFIGS", "build_vgg16", "build_vgg19", "vgg",
+           "vgg_from_state_dict"]
 
 #: Convolution widths per block, "M" for max pooling (torchvision's D and E).
 VGG_CONFIGS: dict[int, tuple[int | str, ...]] = {
@@ -128,3 +132,26 @@ def vgg_from_state_dict(state_dict: Mapping[str, torch.Tensor], depth: int
                 features_only=True)
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
+
+
+def _build(spec: EmbedderSpec, depth: int, *, state, weights_dir=None,
+           random_weights: bool = False) -> VGG:
+    return torchvision_network(
+        spec, lambda state: vgg_from_state_dict(state, depth),
+        lambda: vgg(depth), state=state, weights_dir=weights_dir,
+        random_weights=random_weights)
+
+
+def build_vgg16(spec: EmbedderSpec, *, state=None, weights_dir=None,
+                random_weights: bool = False) -> VGG:
+    """VGG16 returning fc7, from ``state`` or ``spec``'s checked weights
+    file (see :func:`~.models.build_network`)."""
+    return _build(spec, 16, state=state, weights_dir=weights_dir,
+                  random_weights=random_weights)
+
+
+def build_vgg19(spec: EmbedderSpec, *, state=None, weights_dir=None,
+                random_weights: bool = False) -> VGG:
+    """VGG19 returning fc7, as :func:`build_vgg16`."""
+    return _build(spec, 19, state=state, weights_dir=weights_dir,
+                  random_weights=random_weights)

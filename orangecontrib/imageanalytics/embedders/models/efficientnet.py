@@ -1,9 +1,12 @@
-"""The EfficientNet-Lite0 network in PyTorch (see :mod:`.efficientnet`).
+"""The EfficientNet-Lite0 network in PyTorch.
 
-Kept apart from the layout and weights so that the ONNX Runtime engine,
-which builds its graph from the same layers, does not import torch.
+Its layout and weights are in :mod:`orangecontrib.imageanalytics.embedders.
+efficientnet`, which does not import torch, so that the ONNX Runtime engine
+(which writes its graph from the same layers) never loads it.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -12,10 +15,12 @@ from torch import nn
 from orangecontrib.imageanalytics.embedders.efficientnet import (
     Block,
     EfficientNetLayers,
+    efficientnet_layers,
     tf_same_padding,
 )
+from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
 
-__all__ = ["EfficientNetLite", "MBConv"]
+__all__ = ["EfficientNetLite", "MBConv", "build_efficientnet"]
 
 
 def _conv(conv: tuple[np.ndarray, np.ndarray], *, size: int, stride: int = 1,
@@ -78,3 +83,19 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).mean((2, 3))
+
+
+def build_efficientnet(spec: EmbedderSpec, *,
+                       state: Mapping[str, np.ndarray] | None = None,
+                       **_ignored) -> EfficientNetLite:
+    """EfficientNet-Lite0 for ``spec``'s input size, in eval mode:
+    preprocessed ``N×3×S×S`` -> ``N×1280``.
+
+    ``state`` is the checkpoint's tensors as NumPy arrays (by default the
+    shipped file, read once per process); the weights ship with a package,
+    so the options of downloaded weights do not apply.
+    """
+    model = EfficientNetLite(efficientnet_layers(state),
+                             input_size=spec.input_size)
+    model.requires_grad_(False)
+    return model.eval()
