@@ -1,11 +1,19 @@
 """Read a PyTorch state dict into NumPy arrays without importing torch.
 
-Importing torch takes about a second, which is most of what a user waits
-for the first vector of a local embedder.  A state dict saved by
-``torch.save`` holds nothing but tensors, so this reader rebuilds them as
-NumPy arrays directly.  Both of torch's formats are read: the zip archive
-(torch ≥ 1.6) and the older single stream (magic number, protocol,
-system info, the pickled dict, then the raw storages).
+``torch.load(weights_only=True)`` does the same, but only after importing
+torch, and torch is an optional extra that EfficientNet-Lite0 must run
+without.  Where it is installed, importing it costs more than the whole
+first vector.  Measured on a shared 2-core machine (2026-12-02, torch 2.13):
+``python -X importtime -c "import torch"`` took 1.5-2.2 s at load 2.3 and
+4.8-6.5 s at load 3.5, where ``torch.load`` of the EfficientNet-Lite0 file
+took 0.33 s more and this reader 0.11 s; the whole first-vector process of
+EfficientNet-Lite0 (``bench_local.py --first-vector PHOTO --repeat 5``)
+took 0.7-0.9 s at load 2.3.
+
+A state dict saved by ``torch.save`` holds nothing but tensors, so this
+reader rebuilds them as NumPy arrays directly.  Both of torch's formats are
+read: the zip archive (torch ≥ 1.6) and the older single stream (magic
+number, protocol, system info, the pickled dict, then the raw storages).
 
 The unpickler accepts only the few globals that a state dict of tensors
 needs, so a tampered file cannot run code when it is loaded.

@@ -10,13 +10,13 @@ torch.
 The graph is written as ONNX's protobuf encoding by :class:`_Message`, which
 knows only the few message types a graph of convolutions needs (model,
 graph, node, attribute, tensor, value info).  ``onnx.helper`` would do the
-same, but importing it costs more than the whole first vector: measured
-with ``python -X importtime -c "import onnx.helper"`` (onnx 1.23), 2.9-3.9 s
-on a shared 2-core machine, where the whole first-vector process
-(``bench_local.py --first-vector``) takes 1.1 s for SqueezeNet and 1.5 s for
-EfficientNet-Lite0; on an idle machine 1.4-1.8 s (mostly its ``ml_dtypes``
-dependency).  The tests check every graph with ``onnx.checker`` and against
-the PyTorch networks.
+same, but importing it costs more than the whole first vector.  Measured on
+a shared 2-core machine (2026-12-02, onnx 1.23): ``python -X importtime -c
+"import onnx.helper"`` took 1.2-1.3 s at load 2.3 and 2.9-3.9 s at load 3,
+while the whole first-vector process (``bench_local.py --first-vector PHOTO
+--repeat 5``: Python's start, the imports, the vector) took 0.5-0.7 s for
+SqueezeNet and 0.7-0.9 s for EfficientNet-Lite0 at load 2.3.  The tests
+check every graph with ``onnx.checker`` and against the PyTorch networks.
 """
 from __future__ import annotations
 
