@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from orangecontrib.imageanalytics.image_grid import (
-    GridTooSmall, LayoutCancelled, auto_size, knn_preservation, layout_grid,
-    snap_to_grid)
+    GridTooSmall,
+    LayoutCancelled,
+    auto_size,
+    knn_preservation,
+    layout_grid,
+    snap_to_grid,
+)
 
 
 def clusters(n, k=4, d=32, seed=1):
@@ -98,3 +103,128 @@ def test_progress_reaches_one():
     layout_grid(x, progress=seen.append)
     assert seen and seen[-1] == 1.0
     assert all(0 <= f <= 1 for f in seen)
+
+
+# The large-n path: t-SNE on a sample, the other rows placed among their
+# nearest sampled neighbours. A lowered threshold keeps these tests small.
+
+def grid_neighbour_agreement(layout, labels):
+    """Share of horizontally/vertically adjacent filled cells with the same label."""
+    where = np.full(layout.rows * layout.cols, -1)
+    where[layout.cell] = labels
+    grid = where.reshape(layout.rows, layout.cols)
+    same = total = 0
+    for a, b in ((grid[:, :-1], grid[:, 1:]), (grid[:-1, :], grid[1:, :])):
+        both = (a >= 0) & (b >= 0)
+        same += np.sum(both & (a == b))
+        total += np.sum(both)
+    return same / total
+
+
+def test_sampled_layout_valid_and_neighbourhoods_kept():
+    x, labels = clusters(900, k=6)
+    layout = layout_grid(x, sample_above=300)
+    valid(layout, 900)
+    assert grid_neighbour_agreement(layout, labels) > 0.85
+    rng = np.random.default_rng(0)
+    shuffled = type(layout)(layout.rows, layout.cols, rng.permutation(layout.cell))
+    assert grid_neighbour_agreement(shuffled, labels) < 0.3
+
+
+def test_sampled_layout_runs_tsne_on_the_sample_only(monkeypatch):
+    from orangecontrib.imageanalytics import image_grid
+    sizes = []
+    tsne = image_grid._tsne
+
+    def recording(x, **kwargs):
+        sizes.append(len(x))
+        return tsne(x, **kwargs)
+    monkeypatch.setattr(image_grid, "_tsne", recording)
+    x, _ = clusters(700)
+    valid(layout_grid(x, sample_above=250), 700)
+    assert sizes == [250]
+    sizes.clear()
+    valid(layout_grid(x[:250], sample_above=250), 250)
+    assert sizes == [250]
+
+
+def test_sampled_layout_deterministic_for_seed():
+    x, _ = clusters(800)
+    a = layout_grid(x, seed=5, sample_above=300)
+    b = layout_grid(x, seed=5, sample_above=300)
+    np.testing.assert_array_equal(a.cell, b.cell)
+    c = layout_grid(x, seed=6, sample_above=300)
+    assert not np.array_equal(a.cell, c.cell)
+
+
+def test_sampled_layout_duplicates_and_constant_rows():
+    valid(layout_grid(np.ones((500, 5)), sample_above=100), 500)
+    valid(layout_grid(np.zeros((500, 5)), sample_above=100), 500)
+    x, _ = clusters(100)
+    valid(layout_grid(np.vstack([x] * 6), sample_above=200), 600)
+
+
+def test_sampled_projection_makes_no_full_size_copy(monkeypatch):
+    import tracemalloc
+
+    from orangecontrib.imageanalytics import image_grid
+    x, _ = clusters(8000, d=400)
+    x = x.astype(np.float32)
+    # the input reaches the reduction as it is ...
+    reduce, seen = image_grid._reduce, []
+
+    def recording(data, *args):
+        seen.append(np.shares_memory(data, x))
+        return reduce(data, *args)
+    monkeypatch.setattr(image_grid, "_reduce", recording)
+    layout_grid(x[:1000], sample_above=200)
+    assert seen == [True]
+    # ... which reads it a block at a time
+    monkeypatch.setattr(image_grid, "CHUNK_VALUES", 20_000)
+    tracemalloc.start()
+    try:
+        y = reduce(x, 50, None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes  # a float64 copy alone would be twice as much
+    xn = x.astype(np.float64)
+    xn /= np.linalg.norm(xn, axis=1, keepdims=True)
+    np.testing.assert_allclose(y, image_grid._pca(xn, 50), atol=1e-6)
+
+
+def test_sampled_layout_cancel_and_progress():
+    x, _ = clusters(600)
+    with pytest.raises(LayoutCancelled):
+        layout_grid(x, sample_above=200, should_stop=lambda: True)
+    seen = []
+    layout_grid(x, sample_above=200, progress=seen.append)
+    assert seen[-1] == 1.0
+    assert all(0 <= f <= 1 for f in seen)
+    assert seen == sorted(seen)
+
+
+def test_sampled_projection_cancelled_while_placing_the_rest(monkeypatch):
+    from orangecontrib.imageanalytics import image_grid
+    tsne, sample_done = image_grid._tsne, []
+
+    def then_stop(x, **kwargs):
+        out = tsne(x, **kwargs)
+        sample_done.append(True)
+        return out
+    monkeypatch.setattr(image_grid, "_tsne", then_stop)
+    x, _ = clusters(600)
+    with pytest.raises(LayoutCancelled):
+        image_grid.project(x, sample_above=200, should_stop=lambda: bool(sample_done))
+    assert sample_done
+
+
+def test_knn_preservation_on_sampled_rows():
+    x, _ = clusters(300)
+    layout = layout_grid(x)
+    full = knn_preservation(x, layout)
+    assert knn_preservation(x, layout, rows=300) == full
+    part = knn_preservation(x, layout, rows=100)
+    assert part == knn_preservation(x, layout, rows=100)
+    assert abs(part - full) < 0.1
+    assert part != knn_preservation(x, layout, rows=100, seed=1)
