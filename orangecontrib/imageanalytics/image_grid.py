@@ -60,10 +60,11 @@ SAMPLE_SIZE = 10_000
 # The refinement, chosen by benchmarks/bench_grid.py on 50,000 SqueezeNet
 # vectors (k-NN preservation on 2,000 rows): 30 neighbours (perplexity 10;
 # 15 scored 0.243 against 0.254); 75 iterations scored as 150 did (0.252,
-# 0.254) in half the time; the wider the start (REFINE_SPREAD times the
-# sample's map per sqrt(n / sample)), the better and the dearer (FFT cost
-# grows with the map's area): 1.0 gave 0.227 in 150 iterations; grid cells
-# of 2 units (ints_in_interval) cost a third of 1 unit's, 4 units fell to 0.189.
+# 0.254) in half the time; the wider the start (the sample's map stretched
+# by REFINE_SPREAD * sqrt(n / sample)), the better and the dearer (FFT cost
+# grows with the map's area): unstretched gave 0.227 in 150 iterations;
+# FFT cells of 2 units (ints_in_interval) cost a third of 1 unit's at
+# about the same score, 4 units fell to 0.189.
 REFINE_NEIGHBOURS = 30
 REFINE_ITERATIONS = 75
 REFINE_SPREAD = 2.2
