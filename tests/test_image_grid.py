@@ -228,3 +228,29 @@ def test_knn_preservation_on_sampled_rows():
     assert part == knn_preservation(x, layout, rows=100)
     assert abs(part - full) < 0.1
     assert part != knn_preservation(x, layout, rows=100, seed=1)
+
+
+def test_approximate_neighbours_with_many_duplicates(monkeypatch):
+    from orangecontrib.imageanalytics import image_grid
+    monkeypatch.setattr(image_grid, "EXACT_PAIRS", 1000)
+    x, _ = clusters(5)
+    # 69 pivots among 5 distinct rows: more equal pivots than lists probed
+    x = np.vstack([x] * 240)
+    y = image_grid._reduce(x, 50, None)
+    idx, d2 = image_grid._near(y, y, 11)
+    assert np.all(np.isfinite(d2))
+    exact_d2 = image_grid._nearest(y, y, 11)[1]
+    np.testing.assert_allclose(d2, exact_d2, atol=1e-9)
+    coords = image_grid.project(x, sample_above=300)
+    assert np.all(np.isfinite(coords))
+    valid(layout_grid(x, sample_above=300), 1200)
+
+
+def test_approximate_neighbours_when_probed_lists_hold_too_few(monkeypatch):
+    from orangecontrib.imageanalytics import image_grid
+    monkeypatch.setattr(image_grid, "EXACT_PAIRS", 10)
+    monkeypatch.setattr(image_grid, "PROBES", 2)
+    y = np.random.default_rng(0).normal(size=(400, 5))
+    idx, d2 = image_grid._near(y, y, 50)  # 40 lists of ~10, 2 probed
+    exact_idx, exact_d2 = image_grid._nearest(y, y, 50)
+    np.testing.assert_allclose(d2, exact_d2, atol=1e-9)

@@ -328,6 +328,11 @@ def _near(queries: np.ndarray, points: np.ndarray, k: int, should_stop=None):
         keep = np.argpartition(all_d, k - 1, axis=1)[:, :k]
         best_i[which] = np.take_along_axis(all_i, keep, axis=1)
         best_d[which] = np.take_along_axis(all_d, keep, axis=1)
+    # Rows whose probed lists held fewer than k points (lists of equal
+    # pivots can be empty) are searched exactly.
+    short = np.flatnonzero(~np.isfinite(best_d[:, -1]))
+    if len(short):
+        best_i[short], best_d[short] = _nearest(queries[short], points, k, should_stop)
     order = np.argsort(best_d, axis=1, kind="stable")
     return (np.take_along_axis(best_i, order, axis=1),
             np.take_along_axis(best_d, order, axis=1))
