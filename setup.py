@@ -66,6 +66,8 @@ EXTRAS_REQUIRE = {
         "psutil>=5.9",
         "cairosvg>=2.7",
         "pytest>=7",
+        # the lint that .ci/run runs before the tests (ruff.toml)
+        "ruff>=0.6",
         "pytest-timeout>=2",
         # renders the widget help pages (scripts/build_help.py)
         "markdown>=3.4",

@@ -202,7 +202,8 @@ def run_model_only(seconds: float, batch_size: int,
         counts = [0] * embedder.model_workers
         deadline = time.perf_counter() + seconds
 
-        def loop(i: int) -> None:
+        def loop(i: int, runner=runner, batch=batch, counts=counts,
+                 deadline=deadline) -> None:
             while time.perf_counter() < deadline:
                 runner(batch)
                 counts[i] += len(batch)

@@ -49,8 +49,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from orangecontrib.imageanalytics.import_images import import_images  # noqa: E402
 from orangecontrib.imageanalytics.images import resolve_source  # noqa: E402
+from orangecontrib.imageanalytics.import_images import import_images  # noqa: E402
 from orangecontrib.imageanalytics.save_images import save_images  # noqa: E402
 
 SIZE = (227, 227)
@@ -166,8 +166,8 @@ def main(argv=None) -> int:
             report, out = record("re-encode", lambda out: save_images(
                 table, out, format="png", size=SIZE, workers=args.workers))
             assert len(report.saved) == n, report.summary()
-            wall_cpu = _timed(lambda: save_images(table, out, format="png", size=SIZE,
-                                                  workers=args.workers))
+            wall_cpu = _timed(lambda out=out: save_images(
+                table, out, format="png", size=SIZE, workers=args.workers))
             assert len(wall_cpu[0].already_there) == n
             runs.setdefault("again", []).append(wall_cpu[1:])
             record("re-encode reference", lambda out: reference_encode(jobs, out))

@@ -27,7 +27,8 @@ PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title>
 <style>
-body {{ font-family: sans-serif; max-width: 50em; margin: 1em auto; padding: 0 1em; line-height: 1.45; }}
+body {{ font-family: sans-serif; max-width: 50em; margin: 1em auto;
+       padding: 0 1em; line-height: 1.45; }}
 img {{ max-width: 100%; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; }}

@@ -146,8 +146,8 @@ def find_window(title: str, env) -> tuple[int, int, int, int] | None:
                           text=True, check=False).stdout
     for line in tree.splitlines():
         # 0x20000d "Image Viewer — Orange": (...)  938x626+320+145  +320+145
-        match = re.search(r'"%s[^"]*":.*?\s(\d+)x(\d+)[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)'
-                          % re.escape(title), line)
+        match = re.search(re.escape(f'"{title}') + r'[^"]*":.*?\s(\d+)x(\d+)'
+                          r'[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)', line)
         if match:
             w, h, x, y = map(int, match.groups())
             if w > 200 and h > 200:

@@ -2,7 +2,8 @@
 """Take the Image Grid help page's screenshot in the real canvas.
 
 Writes a workflow Import Images (the example photos) → Image Embedding
-(SqueezeNet, local) → Image Grid whose grid window opens by itself (a default window group), opens it in Orange's
+(SqueezeNet, local) → Image Grid whose grid window opens by itself (a
+default window group), opens it in Orange's
 canvas on an X display (Xvfb), grabs the screen from a second Qt process and
 keeps the grid window's part in doc/widgets/images/imagegrid.png.
 

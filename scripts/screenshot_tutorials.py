@@ -32,7 +32,8 @@ WIDGET_GEOMETRY = (60, 60, 1000, 640)
 
 def with_open_window(text: str, title: str, geometry) -> str:
     """The workflow ``text`` with the window of node ``title`` opening by itself."""
-    match = re.search(r'<node id="(\d+)"[^>]*title="%s"' % re.escape(title), text)
+    match = re.search(r'<node id="(\d+)"[^>]*title="' + re.escape(title) + '"',
+                      text)
     if match is None:
         raise SystemExit(f"no node titled {title!r}")
     state = base64.b64encode(window_state(geometry)).decode()

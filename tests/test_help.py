@@ -12,9 +12,8 @@ from AnyQt.QtWidgets import QApplication
 from Orange.canvas.config import Config
 from Orange.widgets.tests.base import GuiTest
 from orangecanvas.help import HelpManager
-from orangecanvas.registry import WidgetRegistry
-
 from orangecanvas.help.provider import HtmlIndexProvider
+from orangecanvas.registry import WidgetRegistry
 from orangewidget.widget import OWBaseWidget
 
 from orangecontrib.imageanalytics import widgets

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from PIL import Image
+from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
 
 from orangecontrib.imageanalytics import image_sources, thumbnails
 from orangecontrib.imageanalytics.thumbnails import (
@@ -16,8 +17,6 @@ from orangecontrib.imageanalytics.thumbnails import (
     bucket_for,
     make_thumbnail,
 )
-
-from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
 
 
 def test_buckets():

@@ -15,15 +15,16 @@ from Orange.canvas.config import Config
 from orangecanvas.application import examples
 from orangecanvas.registry import WidgetRegistry
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
+from widget_helpers import WidgetHelpersTest
 
 from orangecontrib.imageanalytics import tutorials
 from orangecontrib.imageanalytics.save_images import KEEP_FORMAT
-from widget_helpers import WidgetHelpersTest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR = os.path.join(REPO, "scripts", "make_tutorial_workflow.py")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import run_tutorial  # noqa: E402  (scripts/run_tutorial.py)
+
 HERE = os.path.dirname(tutorials.__file__)
 CATEGORIES = ("cartoon", "digit", "flower", "portrait", "temple")
 

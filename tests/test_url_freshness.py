@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from fakes import FakeRunner
 from PIL import Image
+from thumbnail_fixtures import image_server
 
 from orangecontrib.imageanalytics import image_sources
 from orangecontrib.imageanalytics.embedders import engines
 from orangecontrib.imageanalytics.embedders.cache import EmbeddingCache
 from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
-from thumbnail_fixtures import image_server
 
 
 def jpeg(seed):

@@ -454,7 +454,8 @@ def _save_rows(prepared, report: SaveReport, target_folder: TargetFolder,
 
 
 def _in_order(prepare, values: list, workers: int | None,
-              should_stop: Callable[[], bool] | None) -> Iterator[tuple[int, object, Future | None]]:
+              should_stop: Callable[[], bool] | None
+              ) -> Iterator[tuple[int, object, Future | None]]:
     """Run ``prepare`` on each value in a thread pool, a bounded number ahead,
     and yield ``(index, value, future)`` in order; ``(.., None)`` once
     ``should_stop`` is true, also while waiting for an image.

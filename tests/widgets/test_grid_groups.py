@@ -4,7 +4,12 @@ import unittest
 import numpy as np
 
 from orangecontrib.imageanalytics.widgets.utils.grid_groups import (
-    Mark, groups_by_value, mark, renumber, restore_groups)
+    Mark,
+    groups_by_value,
+    mark,
+    renumber,
+    restore_groups,
+)
 
 
 class TestMark(unittest.TestCase):

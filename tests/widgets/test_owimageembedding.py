@@ -26,6 +26,7 @@ from embedding_fixtures import (
 from Orange.data import Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 from PIL import Image
+from widget_helpers import WidgetHelpersTest
 
 from orangecontrib.imageanalytics.embedders import registry
 from orangecontrib.imageanalytics.embedders.errors import (
@@ -48,7 +49,6 @@ from orangecontrib.imageanalytics.widgets.owimageembedding import (
     OWImageEmbedding,
 )
 from orangecontrib.imageanalytics.widgets.utils.tooltips import TOOLTIP_WIDTH
-from widget_helpers import WidgetHelpersTest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 

@@ -17,11 +17,11 @@ from orangecanvas.scheme import readwrite
 from orangewidget.workflow.discovery import widget_desc_from_module
 from orangewidget.workflow.widgetsscheme import WidgetsScheme
 from PIL import Image
+from widget_helpers import WidgetHelpersTest
 
 from orangecontrib.imageanalytics.import_images import ImportCancelled
 from orangecontrib.imageanalytics.widgets import owimageimport
 from orangecontrib.imageanalytics.widgets.owimageimport import OWImportImages
-from widget_helpers import WidgetHelpersTest
 
 SHARED_WORKFLOW = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data",

@@ -14,10 +14,10 @@ from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 from orangewidget.settings import Context
-
-from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
 from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
 from widget_helpers import WidgetHelpersTest
+
+from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
 
 OLD_VIEWER = "Orange.widgets.data.owimageviewer.OWImageViewer"
 QUALIFIED = "orangecontrib.imageanalytics.widgets.owimageviewer.OWImageViewer"

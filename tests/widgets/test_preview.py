@@ -7,6 +7,7 @@ import unittest
 from AnyQt.QtCore import QPoint, QRect, QSize
 from AnyQt.QtWidgets import QApplication, QWidget
 from orangewidget.tests.base import GuiTest
+from thumbnail_fixtures import write_photo
 
 from orangecontrib.imageanalytics.widgets.utils.preview import (
     COMFORTABLE_SHARE,
@@ -16,7 +17,6 @@ from orangecontrib.imageanalytics.widgets.utils.preview import (
     file_name,
     window_geometry,
 )
-from thumbnail_fixtures import write_photo
 
 
 class TestGeometry(unittest.TestCase):

@@ -13,6 +13,7 @@ from AnyQt.QtTest import QTest
 from AnyQt.QtWidgets import QApplication, QScrollBar
 from Orange.widgets.tests.base import GuiTest
 from PIL import Image
+from thumbnail_fixtures import bad_files, write_photo
 
 from orangecontrib.imageanalytics import thumbnails
 from orangecontrib.imageanalytics.widgets.utils import thumbnail_loader as tl
@@ -23,7 +24,6 @@ from orangecontrib.imageanalytics.widgets.utils.placeholders import (
 )
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
-from thumbnail_fixtures import bad_files, write_photo
 
 
 def wait_for(condition, timeout=10.0):
@@ -98,7 +98,7 @@ class TestThumbnailLoader(GuiTest):
 
     def test_failures_and_reasons(self):
         files = bad_files(self.folder)
-        for i, name in enumerate(sorted(files)):
+        for name in sorted(files):
             self.loader.request(name, name, self.folder, 64)
         self.loader.request("none", None, None, 64)
         wait_for(lambda: len(self.ready) == len(files) + 1)

@@ -4,11 +4,11 @@ import unittest
 from AnyQt.QtCore import QPoint, QPointF, Qt
 from AnyQt.QtGui import QWheelEvent
 from AnyQt.QtWidgets import QApplication
+from widget_helpers import WidgetHelpersTest
 
 from orangecontrib.imageanalytics.widgets.owimagegrid import OWImageGrid
 from orangecontrib.imageanalytics.widgets.owimageviewer import OWImageViewer
 from orangecontrib.imageanalytics.widgets.utils.zoom import fitted_size, zoomed_size
-from widget_helpers import WidgetHelpersTest
 
 
 def wheel(widget, notches, modifiers=Qt.ControlModifier):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -24,6 +23,7 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import replace
 
 import numpy as np
 

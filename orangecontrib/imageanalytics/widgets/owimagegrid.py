@@ -9,7 +9,10 @@ from Orange.data import Table
 from Orange.widgets import gui
 from Orange.widgets.settings import ContextSetting, Setting
 from Orange.widgets.utils.annotated_data import (
-    create_groups_table, lazy_annotated_table, lazy_groups_table)
+    create_groups_table,
+    lazy_annotated_table,
+    lazy_groups_table,
+)
 from Orange.widgets.utils.colorpalettes import LimitedDiscretePalette
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, TaskState
 from Orange.widgets.utils.itemmodels import VariableListModel
@@ -17,16 +20,29 @@ from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.imageanalytics.image_grid import (
-    GridTooSmall, LayoutCancelled, auto_size, project, snap_to_grid)
+    GridTooSmall,
+    LayoutCancelled,
+    auto_size,
+    project,
+    snap_to_grid,
+)
 from orangecontrib.imageanalytics.widgets.utils import grid_settings
 from orangecontrib.imageanalytics.widgets.utils.grid_colors import GridColors
 from orangecontrib.imageanalytics.widgets.utils.grid_groups import (
-    groups_by_value, mark, restore_groups, summary)
+    groups_by_value,
+    mark,
+    restore_groups,
+    summary,
+)
 from orangecontrib.imageanalytics.widgets.utils.grid_rows import (
-    ColumnText, image_candidates, image_values, subset_membership, usable_rows)
+    ColumnText,
+    image_candidates,
+    image_values,
+    subset_membership,
+    usable_rows,
+)
 from orangecontrib.imageanalytics.widgets.utils.grid_settings import CELL_FITS
-from orangecontrib.imageanalytics.widgets.utils.grid_view import (
-    MAX_CELL, GridView, mark_for)
+from orangecontrib.imageanalytics.widgets.utils.grid_view import MAX_CELL, GridView, mark_for
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 
@@ -441,8 +457,9 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
 if __name__ == "__main__":  # pragma: no cover
     import sys
-    from orangecontrib.imageanalytics.import_images import ImportImages
+
     from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
+    from orangecontrib.imageanalytics.import_images import ImportImages
     from orangecontrib.imageanalytics.tutorials import example_photos
     folder = sys.argv[1] if len(sys.argv) > 1 else example_photos()
     table, _ = ImportImages()(folder)

@@ -29,7 +29,8 @@ from orangecontrib.imageanalytics.table_images import image_columns
 
 __all__ = ["OWSaveImages", "run"]
 
-FORMAT_LABELS = {KEEP_FORMAT: "Keep each image's format", "png": "PNG", "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
+FORMAT_LABELS = {KEEP_FORMAT: "Keep each image's format", "png": "PNG",
+                 "jpg": "JPEG", "gif": "GIF", "tiff": "TIFF", "pdf": "PDF",
                  "bmp": "BMP", "eps": "EPS", "ico": "ICO", "webp": "WebP"}
 SCALE_LABELS = {key: f"{label} ({w}×{h})" for key, label, (w, h) in SCALE_SIZES}
 _SIZES = {key: size for key, _, size in SCALE_SIZES}

@@ -92,7 +92,7 @@ class ImageListModel(QAbstractListModel):
 
     # ------------------------------------------------------------ Qt model
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
         return 0 if parent.isValid() else len(self.values)
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):

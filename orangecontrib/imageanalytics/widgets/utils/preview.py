@@ -69,7 +69,7 @@ def display_size(image: QSize, room: QSize, comfortable: int) -> QSize:
 
 
 def window_geometry(size: QSize, available: QRect, centre: QPoint,
-                    frame: QSize = QSize(0, 0)) -> QRect:
+                    frame: QSize = QSize(0, 0)) -> QRect:  # noqa: B008 - never mutated
     """Where a window with a client area of ``size`` goes.
 
     Centred on ``centre`` and then moved (and shrunk, if need be) so that the

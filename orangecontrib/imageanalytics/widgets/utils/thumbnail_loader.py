@@ -371,7 +371,7 @@ class ThumbnailLoader(QObject):
                 for key in keys:
                     self._requests.pop(key, None)
                 ready.append((job, image, error, keys))
-        for (source, shape), image, error, keys in ready:
+        for (source, shape), image, error, _keys in ready:
             if image is None:
                 self._failures[source] = error or "cannot be shown"
             else:
