@@ -19,28 +19,9 @@ from Orange.widgets.utils.itemmodels import VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.imageanalytics.image_grid import (
-    GridTooSmall,
-    LayoutCancelled,
-    auto_size,
-    project,
-    snap_to_grid,
-)
-from orangecontrib.imageanalytics.widgets.utils import grid_settings
+from orangecontrib.imageanalytics import image_grid
+from orangecontrib.imageanalytics.widgets.utils import grid_groups, grid_rows, grid_settings
 from orangecontrib.imageanalytics.widgets.utils.grid_colors import GridColors
-from orangecontrib.imageanalytics.widgets.utils.grid_groups import (
-    groups_by_value,
-    mark,
-    restore_groups,
-    summary,
-)
-from orangecontrib.imageanalytics.widgets.utils.grid_rows import (
-    ColumnText,
-    image_candidates,
-    image_values,
-    subset_membership,
-    usable_rows,
-)
 from orangecontrib.imageanalytics.widgets.utils.grid_settings import CELL_FITS
 from orangecontrib.imageanalytics.widgets.utils.grid_view import MAX_CELL, GridView, mark_for
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
@@ -55,8 +36,8 @@ def run_layout(vectors, coords, rows, cols, seed, state: TaskState):
         state.set_progress_value(100 * f)
     stop = state.is_interruption_requested
     if coords is None:
-        coords = project(vectors, seed=seed, progress=progress, should_stop=stop)
-    layout = snap_to_grid(coords, rows, cols, should_stop=stop)
+        coords = image_grid.project(vectors, seed=seed, progress=progress, should_stop=stop)
+    layout = image_grid.snap_to_grid(coords, rows, cols, should_stop=stop)
     return coords, layout
 
 
@@ -187,7 +168,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.label_model[:] = [None]
         self.imageAttr = self.label_attr = None
         if data is not None:
-            candidates = image_candidates(data.domain)
+            candidates = grid_rows.image_candidates(data.domain)
             if not candidates:
                 self.Error.no_image_attr()
             elif not data.domain.attributes or not len(data):
@@ -228,7 +209,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self._update_info()
             return
         data = self.input
-        keep, reasons = usable_rows(data, var)
+        keep, reasons = grid_rows.usable_rows(data, var)
         if reasons:
             n = len(data) - int(keep.sum())
             self.Information.left_out(f"{n} row{'s' if n != 1 else ''}",
@@ -238,13 +219,13 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self._update_info()
             return
         self.data = data[keep] if not keep.all() else data
-        self._values = image_values(self.data, var)
+        self._values = grid_rows.image_values(self.data, var)
         self.averages.clear()      # colours of these images start after the layout
         n = len(self.data)
         # marked images keep their group when they come again, in any order
-        self.view.groups = restore_groups(self._values, self.selection)
+        self.view.groups = grid_groups.restore_groups(self._values, self.selection)
         if isinstance(self.selection, list):  # version 2: one group per row
-            self.selection = groups_by_value(self._values, self.view.groups) or None
+            self.selection = grid_groups.groups_by_value(self._values, self.view.groups) or None
         self.view.faded = np.zeros(n, dtype=bool)
         # a fresh widget sizes itself for its first data; a workflow's own
         # size stays for the first data while it fits
@@ -260,14 +241,14 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def _auto_size(self, n):
         vp = self.view.viewport().size()
         aspect = vp.width() / max(vp.height(), 1) if vp.height() > 50 else 1.5
-        return auto_size(n, aspect)
+        return image_grid.auto_size(n, aspect)
 
     def _start_layout(self):
         if self.data is None:
             return
         self.Warning.too_small.clear()
         if self.rows * self.columns < len(self.data):
-            self.Warning.too_small(str(GridTooSmall(len(self.data), self.rows,
+            self.Warning.too_small(str(image_grid.GridTooSmall(len(self.data), self.rows,
                                                     self.columns)))
             return
         vectors = None if self._coords is not None else self.data.X
@@ -289,7 +270,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
     def on_exception(self, ex):
         self.cancel_button.setEnabled(False)
-        if not isinstance(ex, LayoutCancelled):
+        if not isinstance(ex, image_grid.LayoutCancelled):
             self.Error.layout_failed(str(ex))
 
     def cancel(self):
@@ -305,7 +286,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     def _column_text(self, var):
         if var is None or self.data is None:
             return None
-        return ColumnText(self.data, var)
+        return grid_rows.ColumnText(self.data, var)
 
     def _set_labels(self):
         labels = self._column_text(self.label_attr)
@@ -358,7 +339,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self.info_label.setText("No data.")
             return
         self.info_label.setText(f"{len(self.data)} images on a {self.rows}×{self.columns} "
-                                f"grid.\n{summary(self.view.groups)}")
+                                f"grid.\n{grid_groups.summary(self.view.groups)}")
 
     # ------------------------------------------------------------ subset
     def _update_subset(self):
@@ -370,7 +351,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             self.view.faded[:] = False
             self.view.refresh()
             return
-        in_subset, n_found = subset_membership(self.data, self.subset, self.imageAttr)
+        in_subset, n_found = grid_rows.subset_membership(self.data, self.subset, self.imageAttr)
         if not in_subset.any():
             self.Warning.no_subset_in_data()
         elif n_found < len(self.subset):
@@ -380,8 +361,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
     # ------------------------------------------------------------ selection
     def select(self, items, modifiers=Qt.NoModifier):
-        self.view.groups = mark(self.view.groups, items, mark_for(modifiers))
-        self.selection = groups_by_value(self._values, self.view.groups) or None
+        self.view.groups = grid_groups.mark(self.view.groups, items, mark_for(modifiers))
+        self.selection = grid_groups.groups_by_value(self._values, self.view.groups) or None
         self.view.refresh()
         self._update_info()
         self.commit.deferred()

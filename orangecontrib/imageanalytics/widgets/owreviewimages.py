@@ -10,10 +10,9 @@ by image value, so they survive a new review of the same photos.
 from __future__ import annotations
 
 import numpy as np
-from AnyQt.QtCore import QSize, Qt, QTimer
+from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtGui import QIcon, QPixmap
 from AnyQt.QtWidgets import (
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -22,7 +21,6 @@ from AnyQt.QtWidgets import (
     QMenu,
     QScrollArea,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -34,32 +32,15 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.imageanalytics import review_tables
 from orangecontrib.imageanalytics.counts_text import count_reasons, plural, reasons_text
-from orangecontrib.imageanalytics.review import (
-    ISSUES,
-    KEEPER,
-    Review,
-    ReviewCancelled,
-    Strictness,
-    describe_issue,
-    run,
-)
-from orangecontrib.imageanalytics.review_tables import (
-    annotated_table,
-    duplicates_table,
-    unique_table,
-)
+from orangecontrib.imageanalytics.review import ISSUES, Review, ReviewCancelled, Strictness, run
 from orangecontrib.imageanalytics.table_images import find_image_column, origin_of
-from orangecontrib.imageanalytics.widgets.utils.placeholders import (
-    failed_pixmap,
-    loading_pixmap,
-)
+from orangecontrib.imageanalytics.widgets.utils import placeholders, review_view
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 
 __all__ = ["OWReviewImages"]
 
-#: Thumbnail size in the views.
-THUMB = 96
 #: Groups and flagged photos shown (the outputs hold all of them).
 MAX_SHOWN = 300
 STRICTNESS_LABELS = (
@@ -68,28 +49,6 @@ STRICTNESS_LABELS = (
     "Near duplicates (also the next frames of a burst)",
 )
 ALL_ISSUES = "All issues"
-TAKEN_OUT = "taken out"
-
-
-class PhotoButton(QToolButton):
-    """A thumbnail with its role under it; a click opens its menu."""
-
-    def __init__(self, row: int, text: str, keeper: bool, taken_out: bool, parent=None):
-        super().__init__(parent)
-        self.row = row
-        self.setToolButtonStyle(Qt.ToolButtonTextUnderIcon)
-        self.setIconSize(QSize(THUMB, THUMB))
-        self.setAutoRaise(True)
-        self.setText(text)
-        self.setProperty("keeper", keeper)
-        style = "QToolButton { padding: 3px; }"
-        if keeper:
-            style = ("QToolButton { border: 3px solid #3a9a3a; border-radius: 4px;"
-                     " padding: 1px; font-weight: bold; }")
-        elif taken_out:
-            style = "QToolButton { color: #999; padding: 3px; }"
-        self.setStyleSheet(style)
-        self.setPopupMode(QToolButton.InstantPopup)
 
 
 class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
@@ -143,7 +102,7 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self.review: Review | None = None   # as the worker found it
         self.shown: Review | None = None    # with the user's changes
         self._values: list[str | None] = []
-        self._buttons: dict[int, list[PhotoButton]] = {}
+        self._buttons: dict[int, list[QWidget]] = {}
         self._items: dict[int, QListWidgetItem] = {}
 
         box = gui.vBox(self.controlArea, "Images")
@@ -187,10 +146,10 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         row.addStretch(1)
         layout.addLayout(row)
         self.flagged_list = QListWidget(
-            viewMode=QListView.IconMode, iconSize=QSize(THUMB, THUMB),
+            viewMode=QListView.IconMode, iconSize=QSize(review_view.THUMB, review_view.THUMB),
             resizeMode=QListView.Adjust, movement=QListView.Static,
             wordWrap=True, uniformItemSizes=True, spacing=4)
-        self.flagged_list.setGridSize(QSize(THUMB + 40, THUMB + 44))
+        self.flagged_list.setGridSize(QSize(review_view.THUMB + 40, review_view.THUMB + 44))
         layout.addWidget(self.flagged_list)
         self.tabs.addTab(flagged, "Flagged")
 
@@ -353,12 +312,12 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         return origin_of(self.image_attr)
 
     def _icon(self, key, row: int) -> QIcon:
-        image = self.loader.request(key, self._values[row], self._origin(), THUMB)
+        image = self.loader.request(key, self._values[row], self._origin(), review_view.THUMB)
         if image is not None:
             return QIcon(QPixmap.fromImage(image))
         if self.loader.error(key) is not None:
-            return QIcon(failed_pixmap(THUMB))
-        return QIcon(loading_pixmap(THUMB))
+            return QIcon(placeholders.failed_pixmap(review_view.THUMB))
+        return QIcon(placeholders.loading_pixmap(review_view.THUMB))
 
     def _label(self, row: int) -> str:
         value = self._values[row] or f"row {row + 1}"
@@ -385,19 +344,12 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             members = shown.groups[index] if index is not None else []
             kinds = shown.kinds[index] if index is not None else []
             out = [row for row in original if row not in members]
-            frame = QFrame(frameShape=QFrame.StyledPanel)
-            row_layout = QHBoxLayout(frame)
-            row_layout.setContentsMargins(4, 2, 4, 2)
-            row_layout.addWidget(QLabel(f"G{number}", minimumWidth=36))
-            for row, kind in [*zip(members, kinds), *((r, TAKEN_OUT) for r in out)]:
-                text = f"{'✔ keep' if kind == KEEPER else kind}\n{self._label(row)}"
-                button = PhotoButton(row, text, kind == KEEPER, row in taken, frame)
-                button.setIcon(self._icon(("g", row), row))
-                button.setToolTip(self._values[row] or "")
-                button.setMenu(self._menu(button, row, kind))
-                self._buttons.setdefault(row, []).append(button)
-                row_layout.addWidget(button)
-            row_layout.addStretch(1)
+            frame, buttons = review_view.group_frame(
+                number, [*zip(members, kinds), *((r, review_view.TAKEN_OUT) for r in out)], taken,
+                label=self._label, icon=lambda row: self._icon(("g", row), row),
+                tooltip=lambda row: self._values[row] or "", menu=self._menu)
+            for button in buttons:
+                self._buttons.setdefault(button.row, []).append(button)
             layout.addWidget(frame)
         layout.addStretch(1)
         old = self.groups_area.takeWidget()
@@ -406,19 +358,8 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self.groups_area.setWidget(content)
 
     def _menu(self, parent, row: int, kind: str) -> QMenu:
-        menu = QMenu(parent)
-
-        def later(method):
-            # the views are rebuilt, menu and all: not while its signal runs
-            return lambda: QTimer.singleShot(0, lambda: method(row))
-
-        if kind == TAKEN_OUT:
-            menu.addAction("Put back in the group", later(self.put_back))
-        else:
-            action = menu.addAction("Keep this one", later(self.make_keeper))
-            action.setEnabled(kind != KEEPER)
-            menu.addAction("Not a duplicate: take out of the group", later(self.take_out))
-        return menu
+        return review_view.photo_menu(parent, row, kind, make_keeper=self.make_keeper,
+                          take_out=self.take_out, put_back=self.put_back)
 
     def _show_flagged(self) -> None:
         self.flagged_list.clear()
@@ -430,12 +371,9 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
                 if wanted == ALL_ISSUES or wanted in found]
         for row in rows[:MAX_SHOWN]:
             found = self.shown.issues[row]
-            item = QListWidgetItem(self._icon(("f", row), row),
-                                   f"{', '.join(found)}\n{self._label(row)}")
-            scores = self.shown.issue_scores[row]
-            item.setToolTip("\n".join([self._values[row] or "",
-                                       *(describe_issue(i, scores[i]) for i in found)]))
-            item.setData(Qt.UserRole, row)
+            item = review_view.flagged_item(row, found, self.shown.issue_scores[row],
+                                icon=self._icon(("f", row), row), label=self._label(row),
+                                path=self._values[row] or "")
             self.flagged_list.addItem(item)
             self._items[row] = item
 
@@ -472,10 +410,10 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             self.Outputs.duplicates.send(None)
             self.Outputs.data.send(None)
             return
-        self.Outputs.unique.send(unique_table(data, shown,
+        self.Outputs.unique.send(review_tables.unique_table(data, shown,
                                               without_issues=self.leave_out_flagged))
-        self.Outputs.duplicates.send(duplicates_table(data, shown, self.image_attr))
-        self.Outputs.data.send(annotated_table(data, shown, self.image_attr))
+        self.Outputs.duplicates.send(review_tables.duplicates_table(data, shown, self.image_attr))
+        self.Outputs.data.send(review_tables.annotated_table(data, shown, self.image_attr))
 
     # ------------------------------------------------------------ lifecycle
 
