@@ -390,10 +390,21 @@ def connect(options: RayOptions) -> bool:
     if options.address is None:
         # "local": a new instance even where RAY_ADDRESS or a cluster
         # started by `ray start` would be found
-        ray.init(address="local", num_cpus=options.num_cpus,
-                 include_dashboard=False, _node_ip_address=LOOPBACK_NODE_IP,
-                 _system_config=NO_SPILLING)
-        return True
+        for attempt in range(2):
+            try:
+                ray.init(address="local", num_cpus=options.num_cpus,
+                         include_dashboard=False,
+                         _node_ip_address=LOOPBACK_NODE_IP,
+                         _system_config=NO_SPILLING)
+                return True
+            # Ray gives its raylet a fixed 30 s to register; on a busy
+            # machine that can pass, and a second start usually succeeds
+            except Exception as error:  # noqa: BLE001 - Ray raises Exception
+                if attempt or "timed out during startup" not in str(error):
+                    raise
+                logging.getLogger(__name__).warning(
+                    "Ray did not start in time (%s); starting it again", error)
+                ray.shutdown()
     context = ray.init(address=options.address)
     warn_about_cluster(context.dashboard_url)
     return False
