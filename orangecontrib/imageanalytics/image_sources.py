@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urljoin, urlparse
 from urllib.request import url2pathname
 
-from orangecontrib.imageanalytics.cache_dirs import cache_folder
+from orangecontrib.imageanalytics.cache_dirs import cache_folder, write_atomically
 
 __all__ = [
     "DEFAULT_HTTP_CACHE_BYTES",
@@ -413,16 +412,8 @@ def _cache_put(url: str, entry: _Entry) -> None:
     path = _cache_path(url)
     data = entry.header() + entry.body
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            # atomic: a reader never sees a half-written entry
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        # ".part": eviction knows an unfinished entry by it
+        write_atomically(path, data, suffix=".part")
     except OSError:
         return  # a cache that cannot be written only costs a download
     _touch(path)

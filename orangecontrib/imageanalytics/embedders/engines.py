@@ -35,7 +35,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from orangecontrib.imageanalytics.cache_dirs import write_atomically
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.processor import current_processor
 from orangecontrib.imageanalytics.embedders.registry import (
@@ -446,8 +446,8 @@ def _build_int8(spec: EmbedderSpec, path: Path) -> Int8Check:
         log.warning("%s: %s", spec.label, check.reason)
     try:
         if check.accepted:
-            _write_atomically(path, int8_model)
-        _write_atomically(path.with_suffix(".json"),
+            write_atomically(path, int8_model)
+        write_atomically(path.with_suffix(".json"),
                           json.dumps(check.to_dict(), indent=1).encode())
     except OSError as err:
         log.warning("Cannot cache the INT8 model in %s: %s", path.parent, err)
@@ -458,20 +458,6 @@ def _build_int8(spec: EmbedderSpec, path: Path) -> Int8Check:
         if stale.stem != path.stem:
             stale.unlink(missing_ok=True)
     return check
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem,
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # another process may write at the same time; both files are equal
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _onnx_runner(spec: EmbedderSpec, threads: int) -> OnnxRunner:
@@ -493,7 +479,7 @@ def _write_onnx(spec: EmbedderSpec, path: Path) -> None:
     """Export the float model to ``path`` and drop older exports."""
     buffer = io.BytesIO()
     _export_onnx(spec, buffer)
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
     for stale in path.parent.glob(f"{spec.key}-*.onnx"):
         if stale != path:
             stale.unlink(missing_ok=True)
@@ -532,8 +518,9 @@ def _int8_runner(spec: EmbedderSpec, threads: int) -> OnnxRunner:
     with _int8_lock:
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
-    if not int8_check(spec).accepted:
-        raise EmbedderUnavailable(int8_check(spec).reason)
+    check = int8_check(spec)
+    if not check.accepted:
+        raise EmbedderUnavailable(check.reason)
     kept = _int8_in_memory.get(path)
     return OnnxRunner(spec, kept[1] if kept is not None else str(path),
                       threads, engine="onnx-int8")
@@ -596,7 +583,7 @@ def choose_engine(spec: EmbedderSpec | str, engine: str = "auto", *,
     with _auto_lock:
         choice = _measure_engines(spec, threads)
     try:
-        _write_atomically(path, json.dumps(
+        write_atomically(path, json.dumps(
             {"engine": choice.engine, "reason": choice.reason}).encode())
     except OSError as err:
         log.warning("Cannot keep the engine choice in %s: %s",
