@@ -345,3 +345,20 @@ def test_processor_trusts_numpy_over_a_host_cpuinfo(monkeypatch):
         assert processor.current_processor().has_vnni
     finally:
         processor.current_processor.cache_clear()
+
+
+def test_damaged_decision_files_are_made_again(fresh_cache, monkeypatch):
+    """A truncated or foreign decision file is never trusted: INT8 is
+    checked again, and "auto" runs float32 until it measures again."""
+    first = engines.int8_check(SPEC)
+    check_path = engines.int8_model_path(SPEC).with_suffix(".json")
+    check_path.write_text('{"accepted": tr')
+    engines._int8_in_memory.clear()
+    assert engines.int8_check(SPEC) == first
+    assert json.loads(check_path.read_text())["accepted"] == first.accepted
+    auto_path = engines.auto_choice_path(SPEC, 1)
+    auto_path.parent.mkdir(parents=True, exist_ok=True)
+    auto_path.write_text('{"engine": "quantum"}')
+    measured = fake_speeds(monkeypatch, {})
+    assert engines.choose_engine(SPEC, "auto", threads=1).engine == "onnx"
+    assert measured == []
