@@ -13,6 +13,7 @@ from Orange.data import (
 )
 from PIL import Image
 
+from orangecontrib.imageanalytics import image_embedder
 from orangecontrib.imageanalytics.embedders import engines
 from orangecontrib.imageanalytics.embedders.cache import (
     CACHE_DIR_ENV,
@@ -26,6 +27,7 @@ from orangecontrib.imageanalytics.image_embedder import (
     SKIP_REASON,
     ImageEmbedder,
     find_image_column,
+    with_vectors,
 )
 
 DIM = 1000
@@ -180,6 +182,28 @@ def test_existing_n_columns_and_skip_reason_get_unique_names(
     names = [v.name for v in embedded.domain.attributes]
     assert len(set(names)) == len(names) == DIM + 1
     assert len({v.name for v in skipped.domain.metas}) == 3
+
+
+def test_with_vectors_from_a_list_fills_every_block(monkeypatch):
+    # a list of vectors is copied into the table a block at a time; rows on
+    # both sides of every block's edge get their own vector, in order
+    monkeypatch.setattr(image_embedder, "_FILL_BLOCK", 3)
+    domain = Domain([ContinuousVariable("x")], metas=[StringVariable("image")])
+    table = MyTable.from_numpy(domain, np.arange(10.0)[:, None],
+                               metas=np.array([[f"{i}.jpg"] for i in range(10)],
+                                              dtype=object))
+    rows = np.array([0, 2, 3, 4, 5, 6, 7, 9])
+    vectors = [np.full(4, 10.0 * k, dtype=np.float32) + np.arange(4) for k in range(8)]
+    from_list = with_vectors(table, rows, vectors)
+    from_array = with_vectors(table, rows, np.vstack(vectors))
+    assert isinstance(from_list, MyTable)
+    np.testing.assert_array_equal(from_list.X[:, 0], rows)
+    np.testing.assert_array_equal(from_list.X[:, 1:], np.vstack(vectors))
+    np.testing.assert_array_equal(from_list.X, from_array.X)
+    assert [v.attributes.get("hidden") for v in from_list.domain.attributes[1:]] \
+        == [True] * 4
+    with pytest.raises(ValueError):
+        with_vectors(table, rows, vectors[:-1])
 
 
 def test_no_image_column(fake_runner):

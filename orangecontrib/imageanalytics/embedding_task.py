@@ -254,8 +254,8 @@ def run(data: Table, image_attr: Variable, embedder_key: str,
     ok_rows, bad_rows = np.flatnonzero(ok), np.flatnonzero(~ok)
     reasons = [outcomes[i].error or "unknown error" for i in bad_rows]
     # the same tables as ImageEmbedder.embed_table gives a script
-    embedded = with_vectors(data, ok_rows, np.vstack(
-        [outcomes[i].vector for i in ok_rows])) if len(ok_rows) else None
+    embedded = with_vectors(data, ok_rows, [outcomes[i].vector for i in ok_rows]) \
+        if len(ok_rows) else None
     skipped = with_reasons(data, bad_rows, reasons) if reasons else None
     return Result(embedded=embedded, skipped=skipped,
                   n_embedded=len(ok_rows), n_skipped=len(bad_rows),

@@ -241,12 +241,16 @@ class ImageEmbedder:
         bad_rows = np.flatnonzero(~ok)
         embedded = skipped = None
         if len(ok_rows):
-            vectors = np.vstack([outcomes[i].vector for i in ok_rows])
-            embedded = with_vectors(table, ok_rows, vectors)
+            embedded = with_vectors(table, ok_rows,
+                                    [outcomes[i].vector for i in ok_rows])
         if len(bad_rows):
             reasons = [outcomes[i].error or "unknown error" for i in bad_rows]
             skipped = with_reasons(table, bad_rows, reasons)
         return embedded, skipped, len(bad_rows)
+
+
+#: rows of vectors copied into a table at once (bounds the extra memory)
+_FILL_BLOCK = 4096
 
 
 def _is_table(data) -> bool:
@@ -257,16 +261,25 @@ def _is_table(data) -> bool:
 
 
 def with_vectors(table: Table, rows: np.ndarray,
-                 vectors: np.ndarray) -> Table:
+                 vectors: np.ndarray | Sequence[np.ndarray]) -> Table:
     """Rows ``rows`` of ``table`` with ``vectors`` appended as hidden
     attribute columns ``n0 … n{d-1}``, keeping the table's class, metas,
-    ids and subclass."""
+    ids and subclass.
+
+    ``vectors`` is an array with a row per row of ``rows``, or a sequence of
+    one-dimensional vectors: those are copied into the table a block at a
+    time, never stacked into an array of their own first (100,000
+    SqueezeNet vectors would be another 400 MB at the peak).
+    """
     import scipy.sparse as sp
     from Orange.data import ContinuousVariable, Domain
     from Orange.data.util import get_unique_names
 
+    if len(vectors) != len(rows):
+        raise ValueError(f"{len(vectors)} vectors for {len(rows)} rows")
+    width = len(vectors[0]) if len(vectors) else 0
     domain = table.domain
-    names = get_unique_names(domain, [f"n{i}" for i in range(vectors.shape[1])])
+    names = get_unique_names(domain, [f"n{i}" for i in range(width)])
     columns = []
     for name in names:
         var = ContinuousVariable(name)
@@ -281,10 +294,13 @@ def with_vectors(table: Table, rows: np.ndarray,
     start = len(domain.attributes)
     with out.unlocked(out.X):
         if sp.issparse(out.X):
-            out.X = sp.hstack([out.X[:, :start], sp.csr_matrix(vectors)],
+            out.X = sp.hstack([out.X[:, :start], sp.csr_matrix(np.vstack(vectors))],
                               format="csr")
         else:
-            out.X[:, start:] = vectors
+            for k in range(0, len(rows), _FILL_BLOCK):
+                block = vectors[k:k + _FILL_BLOCK]
+                out.X[k:k + len(block), start:] = \
+                    block if isinstance(block, np.ndarray) else np.vstack(block)
     return out
 
 

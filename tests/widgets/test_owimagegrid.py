@@ -2,8 +2,10 @@
 import base64
 import os
 import pickle
+import threading
 import time
 import unittest
+import unittest.mock
 
 import numpy as np
 from AnyQt.QtCore import QPoint, QRect, Qt
@@ -128,6 +130,33 @@ class TestOWImageGrid(WidgetTest):
         images = self.get_output(w.Outputs.data)
         self.assertEqual(len(images), 25)
         np.testing.assert_array_equal(images.ids, data.ids[3:28])
+
+    def test_features_are_read_off_the_gui_thread(self):
+        # 100,000 rows are 800 MB of features: the check for whole vectors
+        # runs in the worker, not in the input call
+        from orangecontrib.imageanalytics.widgets.utils import grid_rows
+        threads = []
+        usable = grid_rows.usable_rows
+
+        def recording(*args):
+            threads.append(threading.current_thread())
+            return usable(*args)
+        with unittest.mock.patch.object(grid_rows, "usable_rows", recording):
+            self.send(make_table(30, nan_rows=3))
+        self.assertEqual(len(threads), 1)
+        self.assertIsNot(threads[0], threading.main_thread())
+        self.assertEqual(len(self.widget.data), 27)
+        self.assertTrue(self.widget.Information.left_out.is_shown())
+
+    def test_size_chosen_while_new_data_is_read_is_kept(self):
+        w = self.widget
+        self.send_signal(w.Inputs.data, make_table(30))
+        self.assertIsNone(w.data)          # the worker has the rows
+        w.rows, w.columns = 4, 9
+        w._on_size()
+        self.wait_until_finished(timeout=60000)
+        self.assertEqual((w.rows, w.columns), (4, 9))
+        self.assertEqual((w.view.rows, w.view.cols), (4, 9))
 
     def test_too_small_grid_is_a_message(self):
         self.send(self.data)

@@ -1,6 +1,8 @@
 """Image Grid: similar images side by side, groups marked with the mouse."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtGui import QColor
@@ -14,7 +16,7 @@ from Orange.widgets.utils.annotated_data import (
     lazy_groups_table,
 )
 from Orange.widgets.utils.colorpalettes import LimitedDiscretePalette
-from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, TaskState
+from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import VariableListModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
@@ -23,22 +25,17 @@ from orangecontrib.imageanalytics import image_grid
 from orangecontrib.imageanalytics.widgets.utils import grid_groups, grid_rows, grid_settings
 from orangecontrib.imageanalytics.widgets.utils.grid_colors import GridColors
 from orangecontrib.imageanalytics.widgets.utils.grid_settings import CELL_FITS
+from orangecontrib.imageanalytics.widgets.utils.grid_task import (
+    Prepared,
+    grid_size,
+    run_layout,
+    run_prepare,
+)
 from orangecontrib.imageanalytics.widgets.utils.grid_view import MAX_CELL, GridView, mark_for
 from orangecontrib.imageanalytics.widgets.utils.preview import ImagePreview
 from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import ThumbnailLoader
 
 MAX_SIDE = 1000
-
-
-def run_layout(vectors, coords, rows, cols, seed, state: TaskState):
-    """Worker: t-SNE (unless ``coords`` are given), then snap to the grid."""
-    def progress(f):
-        state.set_progress_value(100 * f)
-    stop = state.is_interruption_requested
-    if coords is None:
-        coords = image_grid.project(vectors, seed=seed, progress=progress, should_stop=stop)
-    layout = image_grid.snap_to_grid(coords, rows, cols, should_stop=stop)
-    return coords, layout
 
 
 class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
@@ -203,53 +200,54 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         self.Error.layout_failed.clear()
 
     def _prepare(self):
-        """Keep rows with an image and a whole vector; start the layout."""
+        """Start the worker on new data: it leaves out rows without an image
+        or a whole vector, sizes the grid and lays it out."""
         var = self.imageAttr
         if var is None:
             self._update_info()
             return
-        data = self.input
-        keep, reasons = grid_rows.usable_rows(data, var)
-        if reasons:
-            n = len(data) - int(keep.sum())
-            self.Information.left_out(f"{n} row{'s' if n != 1 else ''}",
-                                      ", ".join(reasons))
-        if not keep.any():
-            self.Warning.no_valid_data()
-            self._update_info()
-            return
-        self.data = data[keep] if not keep.all() else data
-        self._values = grid_rows.image_values(self.data, var)
-        self.averages.clear()      # colours of these images start after the layout
-        n = len(self.data)
-        # marked images keep their group when they come again, in any order
-        self.view.groups = grid_groups.restore_groups(self._values, self.selection)
-        if isinstance(self.selection, list):  # version 2: one group per row
-            self.selection = grid_groups.groups_by_value(self._values, self.view.groups) or None
-        self.view.faded = np.zeros(n, dtype=bool)
         # a fresh widget sizes itself for its first data; a workflow's own
         # size stays for the first data while it fits
         restored = self._first_data and self.keep_size
-        if self.rows * self.columns < n or not restored and (
-                self._first_data or self.auto_update):
-            self.rows, self.columns = self._auto_size(n)
+        auto = not restored and (self._first_data or self.auto_update)
+        size = partial(grid_size, rows=self.rows, cols=self.columns,
+                       aspect=self._aspect(), auto=auto)
         self._first_data = False
         self.keep_size = True
-        self._set_labels()
-        self._start_layout()
+        stored = self.selection.copy() if self.selection is not None else None
+        self.cancel_button.setEnabled(True)
+        self.start(run_prepare, self.input, var, stored, size, 0)
 
-    def _auto_size(self, n):
+    def _take_rows(self, prepared: Prepared) -> bool:
+        """Show the rows the worker chose; False when there are none."""
+        rows, n = prepared.rows, prepared.rows.left_out
+        if n:
+            self.Information.left_out(f"{n} row{'s' * (n != 1)}", ", ".join(rows.reasons))
+        if rows.data is None:
+            self.Warning.no_valid_data()
+            self._update_info()
+            return False
+        self.data, self._values = rows.data, rows.values
+        self.averages.clear()      # colours of these images start after the layout
+        # marked images keep their group when they come again, in any order
+        self.view.groups = rows.groups
+        if isinstance(self.selection, list):  # version 2: one group per row
+            self.selection = grid_groups.groups_by_value(self._values, self.view.groups) or None
+        self.view.faded = np.zeros(len(self.data), dtype=bool)
+        self.rows, self.columns = prepared.size
+        self._set_labels()
+        return True
+
+    def _aspect(self) -> float:
         vp = self.view.viewport().size()
-        aspect = vp.width() / max(vp.height(), 1) if vp.height() > 50 else 1.5
-        return image_grid.auto_size(n, aspect)
+        return vp.width() / max(vp.height(), 1) if vp.height() > 50 else 1.5
 
     def _start_layout(self):
         if self.data is None:
             return
         self.Warning.too_small.clear()
-        if self.rows * self.columns < len(self.data):
-            self.Warning.too_small(str(image_grid.GridTooSmall(len(self.data), self.rows,
-                                                    self.columns)))
+        if (n := len(self.data)) > self.rows * self.columns:
+            self.Warning.too_small(str(image_grid.GridTooSmall(n, self.rows, self.columns)))
             return
         vectors = None if self._coords is not None else self.data.X
         self.cancel_button.setEnabled(True)
@@ -257,6 +255,10 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
     def on_done(self, result):
         self.cancel_button.setEnabled(False)
+        if isinstance(result, Prepared):
+            if not self._take_rows(result):
+                return
+            result = result.coords, result.layout
         self._coords, self._layout = result
         origin = self.imageAttr.attributes.get("origin")
         if len(self.averages.state) != len(self._values):
@@ -279,8 +281,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
     # ------------------------------------------------------------ controls
     def _on_image_attr(self):
-        self._coords = None
-        self.loader.clear()
+        self.cancel()
+        self.clear()
         self._prepare()
 
     def _column_text(self, var):
@@ -304,13 +306,15 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
 
     def _on_size(self):
         # a size chosen by hand is kept for new data and when the workflow reopens
-        self.auto_update = False
-        self.keep_size = True
-        self._start_layout()     # re-snaps; the projection is kept
+        self.auto_update, self.keep_size = False, True
+        if self.data is None and self.task is not None:
+            self._prepare()      # new data on its way: lay it out at this size
+        else:
+            self._start_layout()     # re-snaps; the projection is kept
 
     def set_auto_size(self):
         if self.data is not None:
-            self.rows, self.columns = self._auto_size(len(self.data))
+            self.rows, self.columns = image_grid.auto_size(len(self.data), self._aspect())
             self._start_layout()
 
     def _on_wheel_zoom(self, size: float) -> None:
@@ -440,9 +444,7 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
-    from orangecontrib.imageanalytics.import_images import ImportImages
+    from orangecontrib.imageanalytics.import_images import import_images
     from orangecontrib.imageanalytics.tutorials import example_photos
-    folder = sys.argv[1] if len(sys.argv) > 1 else example_photos()
-    table, _ = ImportImages()(folder)
-    embedded, _, _ = ImageEmbedder(model="squeezenet")(table, col="image")
-    WidgetPreview(OWImageGrid).run(embedded)
+    table = import_images(sys.argv[1] if len(sys.argv) > 1 else example_photos()).table
+    WidgetPreview(OWImageGrid).run(ImageEmbedder(model="squeezenet")(table)[0])
