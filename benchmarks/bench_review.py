@@ -36,7 +36,9 @@ near copies of another.
 
 Options: ``--out DIR`` keeps the collection there, ``--seed N``,
 ``--no-vectors`` skips the 50,000-vector timing, ``--vectors-from NPY`` times
-only that, with vectors drawn like the real ones saved in NPY.
+only that, with vectors drawn like the real ones saved in NPY,
+``--real-vectors NPY`` the first ``--n-vectors`` rows of NPY as they are
+(e.g. the "many" workload's SqueezeNet vectors, ``bench_grid.py --embed``).
 Targets: F1 >= 0.95, keeper right in >= 90 % of groups, each flag's recall
 >= 0.9 with at most 2 false flags per 100 photos, faster than CleanVision,
 50,000 vectors grouped in <= 10 s.
@@ -427,11 +429,6 @@ def time_vectors(real: np.ndarray, n: int, seed: int) -> dict:
     dimension), so they spread as vectors of many different photos do; 1 %
     of them are near copies of another (noise of 5 % of each number's spread).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from orangecontrib.imageanalytics.review import _NEAR_COSINE
-    from orangecontrib.imageanalytics.review_neighbours import close_pairs
     rng = np.random.default_rng(seed)
     mean = real.mean(axis=0)
     _, sv, vt = np.linalg.svd(real - mean, full_matrices=False)
@@ -443,17 +440,30 @@ def time_vectors(real: np.ndarray, n: int, seed: int) -> dict:
     src = rng.choice(n, n_dup, replace=False)
     dst = rng.choice(np.setdiff1d(np.arange(n), src), n_dup, replace=False)
     vectors[dst] = vectors[src] + 0.05 * spread * rng.standard_normal((n_dup, real.shape[1]))
+    v = group_vectors(vectors)
+    i, j = v.pop("i"), v.pop("j")
+    planted = set(zip(np.minimum(src, dst).tolist(), np.maximum(src, dst).tolist()))
+    found = set(zip(i.tolist(), j.tolist()))
+    return dict(v, planted=n_dup, planted_found=len(planted & found))
+
+
+def group_vectors(vectors: np.ndarray) -> dict:
+    """Time Review Images' candidate search on ``vectors`` and the groups
+    (connected components) its pairs make."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from orangecontrib.imageanalytics.review import vector_pairs
+    n = len(vectors)
     start, cpu = time.perf_counter(), time.process_time()
-    i, j, _ = close_pairs(vectors, _NEAR_COSINE, centre=True)
+    i, j, _ = vector_pairs(vectors)
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    planted = set(zip(np.minimum(src, dst).tolist(), np.maximum(src, dst).tolist()))
-    found = set(zip(i.tolist(), j.tolist()))
     sizes = np.bincount(labels)
     return dict(n=n, dimension=vectors.shape[1], seconds=seconds, cpu=cpu, pairs=len(i),
-                groups=int(np.sum(sizes > 1)), planted=n_dup,
-                planted_found=len(planted & found))
+                groups=int(np.sum(sizes > 1)), largest=int(sizes.max()),
+                grouped=int(sizes[sizes > 1].sum()), i=i, j=j)
 
 
 # ------------------------------------------------------------- main
@@ -472,11 +482,20 @@ def main(argv=None) -> int:
     parser.add_argument("--no-vectors", action="store_true")
     parser.add_argument("--vectors-from", metavar="NPY",
                         help="only time the vectors, drawn like these real ones")
+    parser.add_argument("--real-vectors", metavar="NPY",
+                        help="only time the vectors of this file as they are")
     parser.add_argument("--n-vectors", type=int, default=50_000)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list our mistakes")
     args = parser.parse_args(argv)
 
+    if args.real_vectors:
+        real = np.load(args.real_vectors)[:args.n_vectors].astype(np.float32)
+        v = group_vectors(real)
+        print(f"{v['n']} real vectors: grouped in {v['seconds']:.2f} s (CPU {v['cpu']:.2f} s, "
+              f"load {os.getloadavg()[0]:.1f}); {v['pairs']} close pairs, {v['groups']} "
+              f"groups holding {v['grouped']} rows, the largest {v['largest']}")
+        return 0
     if args.vectors_from:
         v = time_vectors(np.load(args.vectors_from), args.n_vectors, args.seed)
         print(f"{v['n']} vectors: grouped in {v['seconds']:.2f} s (CPU {v['cpu']:.2f} s, "

@@ -437,6 +437,64 @@ def test_close_pairs_through_the_index(monkeypatch):
         close_pairs(x, 0.8, block=256, should_stop=lambda: True)
 
 
+def _components(n, i, j):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+@pytest.mark.parametrize("n_bursts, size, d, index", [(4, 60, 20, False),
+                                                      (5, 300, 300, False),
+                                                      (6, 400, 300, True)])
+def test_close_pairs_per_row_keeps_crowds_connected(monkeypatch, n_bursts, size, d, index):
+    """Crowds of alike rows (bursts) with per_row: a few pairs per row, the
+    strongest of each, and the same groups as with every pair — exact search,
+    projected search and the index alike."""
+    from orangecontrib.imageanalytics import review_neighbours
+    if index:
+        monkeypatch.setattr(review_neighbours, "INDEX_ABOVE", 1000)
+    rng = np.random.default_rng(d + size)
+    centres = rng.normal(size=(n_bursts, d))
+    x = np.vstack([c + 0.15 * rng.normal(size=(size, d)) for c in centres]
+                  + [rng.normal(size=(size, d))]).astype(np.float32)  # and loners
+    n, k = len(x), 3
+    i_all, j_all, s_all = close_pairs(x, 0.8, block=256)
+    i, j, s = close_pairs(x, 0.8, per_row=k, block=256)
+    assert len(i_all) > n_bursts * size * 20      # crowds: many pairs
+    assert len(i) <= n * k                        # bounded per row
+    every = dict(zip(zip(i_all.tolist(), j_all.tolist()), s_all.tolist()))
+    assert set(zip(i.tolist(), j.tolist())) <= set(every)
+    # each row keeps its k strongest partners among all its pairs
+    kept = set(zip(i.tolist(), j.tolist()))
+    partners = {}
+    for (a, b), sim in every.items():
+        partners.setdefault(a, []).append((sim, b))
+        partners.setdefault(b, []).append((sim, a))
+    for row in (0, size // 2, n_bursts * size - 1):
+        best = sorted(partners[row], reverse=True)[:k]
+        for sim, other in best:
+            if every[(min(row, other), max(row, other))] - best[-1][0] > 1e-3:
+                assert (min(row, other), max(row, other)) in kept
+    np.testing.assert_array_equal(_components(n, i, j) == _components(n, i, j)[:, None],
+                                  _components(n, i_all, j_all)
+                                  == _components(n, i_all, j_all)[:, None])
+    # deterministic
+    again = close_pairs(x, 0.8, per_row=k, block=256)
+    for a, b in zip((i, j, s), again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_strongest_pairs_of_either_row():
+    from orangecontrib.imageanalytics.review_neighbours import _strongest
+    i = np.array([0, 0, 0, 1, 1, 2])
+    j = np.array([1, 2, 3, 2, 3, 3])
+    s = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.94], dtype=np.float32)
+    # each row's best: 0 and 1 -> (0, 1), 2 -> (0, 2), 3 -> (0, 3)
+    assert _strongest(i, j, s, 1).tolist() == [True, True, True, False, False, False]
+    assert _strongest(i, j, s, 3).all()
+
+
 def test_close_pairs_can_be_cancelled():
     x = np.random.default_rng(0).random((50, 4))
     with pytest.raises(review_module.Cancelled):

@@ -109,6 +109,10 @@ class Strictness(IntEnum):
 _HASH_CANDIDATE = 16
 # centred embedding cosine that makes a candidate pair
 _NEAR_COSINE = 0.90
+# candidate partners kept per photo, its most alike (by hash or vector): a
+# burst or a subject shot a thousand times stays connected through them, and
+# the pairs to confirm stay a few per photo, not all of a crowd's pairs
+_PER_ROW = 8
 # thumb match (Matcher) that confirms the same picture: score, at most a pixel
 # of shift; and a near duplicate: score, any shift it tries
 _SAME_SCORE = 0.93
@@ -528,20 +532,29 @@ def _group(measures: list[Measures | None], vectors: np.ndarray | None,
 
     if strictness >= Strictness.SAME_PICTURE and len(readable) > 1:
         hashes = np.array([measures[i].phash for i in readable], dtype=np.uint64)
-        ii, jj, _ = hash_pairs(hashes, _HASH_CANDIDATE, should_stop=should_stop)
+        ii, jj, _ = hash_pairs(hashes, _HASH_CANDIDATE, per_row=_PER_ROW,
+                               should_stop=should_stop)
         link((readable[a], readable[b]) for a, b in zip(ii, jj))
 
     if strictness >= Strictness.NEAR_DUPLICATE and vectors is not None:
         usable = [i for i in readable if np.any(vectors[i])]
         if len(usable) > 1:
-            ii, jj, _ = close_pairs(vectors[usable], _NEAR_COSINE, centre=True,
-                                    should_stop=should_stop)
+            ii, jj, _ = vector_pairs(vectors[usable], should_stop=should_stop)
             link((usable[a], usable[b]) for a, b in zip(ii, jj))
 
     members: dict[int, list[int]] = {}
     for i in readable:
         members.setdefault(find(i), []).append(i)
     return [group for group in members.values() if len(group) > 1]
+
+
+def vector_pairs(vectors: np.ndarray, should_stop=None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate pairs of near duplicates among embedding ``vectors``:
+    (i, j, cosine) with i < j, each photo's few most alike above the
+    threshold (see :func:`~.review_neighbours.close_pairs`)."""
+    return close_pairs(vectors, _NEAR_COSINE, centre=True, per_row=_PER_ROW,
+                       should_stop=should_stop)
 
 
 def _member_kinds(group: list[int], measures, strictness: Strictness) -> list[str]:

@@ -15,8 +15,13 @@ when most of what makes it alike lies outside the main directions. Beyond
 cells (an inverted-file index on k-means cells), not with every other row. Review
 Images uses these pairs only as candidates, each confirmed on the pictures.
 With ``centre=True`` the vectors' mean is subtracted first: what all photos
-share says nothing about a pair. :func:`hash_pairs` turns 64-bit hashes into
-±1 vectors, whose dot product is 64 minus twice the Hamming distance.
+share says nothing about a pair. With ``per_row=k`` each row keeps only its
+k most similar partners (a pair stays when it is among the k best of either
+row): in a collection of bursts or of one subject photographed many times,
+thousands of rows are all alike, and grouping them needs a connected graph,
+not every one of their pairs; the work then stays bounded per row.
+:func:`hash_pairs` turns 64-bit hashes into ±1 vectors, whose dot product is
+64 minus twice the Hamming distance.
 """
 from __future__ import annotations
 
@@ -87,6 +92,7 @@ def _centred(x: np.ndarray) -> np.ndarray:
 
 
 def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
+                per_row: int | None = None,
                 should_stop: Callable[[], bool] | None = None,
                 block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``i < j`` whose cosine similarity is at least ``threshold``.
@@ -104,6 +110,9 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
         Cosine similarity, at most 1.
     centre : bool
         Subtract the vectors' mean first.
+    per_row : int, optional
+        Keep only the pairs among the ``per_row`` most similar of either of
+        their rows (all pairs when None).
     should_stop : callable, optional
         Polled after every block; :class:`Cancelled` when it returns true.
     block : int
@@ -125,10 +134,13 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
     projected = d > PROJECT_ABOVE and n > block
     search = _projection(x, RANK) if projected else x
     bound = threshold - MARGIN if projected else threshold
+    # the search keeps a few more than per_row: the projection may misorder
+    # near ties, which the check on the full vectors puts right
+    wide = None if per_row is None else 2 * per_row if projected else per_row
     if projected and n > INDEX_ABOVE:
-        candidates = _indexed(search, bound, should_stop)
+        candidates = _indexed(search, bound, wide, should_stop)
     else:
-        candidates = _blocked(search, bound, block, should_stop)
+        candidates = _blocked(search, bound, block, wide, should_stop)
     found_i, found_j, found_s = [], [], []
     for rows, cols, values in candidates:
         if projected and len(rows):
@@ -143,23 +155,53 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
     if not found_i:
         return empty
     i, j, s = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
+    if per_row is not None:
+        keep = _strongest(i, j, s, per_row)
+        i, j, s = i[keep], j[keep], s[keep]
     order = np.lexsort((j, i))
     return i[order], j[order], s[order]
 
 
-def _blocked(search: np.ndarray, bound: float, block: int, should_stop):
+def _strongest(i: np.ndarray, j: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    """A mask of the pairs among the ``k`` most similar of ``i`` or of ``j``
+    (ties broken by the partner's index: deterministic)."""
+    ends = np.concatenate([i, j])
+    partners = np.concatenate([j, i])
+    pair = np.tile(np.arange(len(i)), 2)
+    order = np.lexsort((partners, -np.concatenate([s, s]), ends))
+    sorted_ends = ends[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_ends, sorted_ends, side="left")
+    keep = np.zeros(len(i), dtype=bool)
+    keep[pair[order[rank < k]]] = True
+    return keep
+
+
+def _top(sims: np.ndarray, bound: float, k: int | None):
+    """(row, column, value) of the entries at or above ``bound``, at most
+    the ``k`` largest of each row when ``k`` is given."""
+    if k is None or sims.shape[1] <= k:
+        rows, cols = np.nonzero(sims >= bound)
+        return rows, cols, sims[rows, cols]
+    cols = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(sims, cols, axis=1)
+    rows, which = np.nonzero(values >= bound)
+    return rows, cols[rows, which], values[rows, which]
+
+
+def _blocked(search: np.ndarray, bound: float, block: int, per_row: int | None,
+             should_stop):
     """Pairs ``i < j`` at or above ``bound``: each block of rows against the
-    rows from it on."""
+    rows after it (at most ``per_row`` of them for each row)."""
     n = len(search)
     for start in range(0, n - 1, block):
         if should_stop is not None and should_stop():
             raise Cancelled
         stop = min(start + block, n)
         sims = search[start:stop] @ search[start:].T
-        rows, cols = np.nonzero(sims >= bound)
-        keep = cols > rows  # only j > i: the upper triangle
-        rows, cols = rows[keep], cols[keep]
-        yield rows + start, cols + start, sims[rows, cols]
+        # only j > i: the upper triangle
+        sims[np.tril_indices(stop - start, 0, sims.shape[1])] = -np.inf
+        rows, cols, values = _top(sims, bound, per_row)
+        yield rows + start, cols + start, values
 
 
 def _cells(search: np.ndarray, n_cells: int) -> np.ndarray:
@@ -177,11 +219,12 @@ def _cells(search: np.ndarray, n_cells: int) -> np.ndarray:
     return centres
 
 
-def _indexed(search: np.ndarray, bound: float, should_stop):
+def _indexed(search: np.ndarray, bound: float, per_row: int | None, should_stop):
     """Pairs at or above ``bound`` through an inverted-file index: every row
     lies in the cell of its nearest centre and is compared with the rows of
-    its :data:`PROBES` nearest cells. Pairs this alike share a cell or lie in
-    neighbouring ones; the work grows as n·√n, not n²."""
+    its :data:`PROBES` nearest cells (at most ``per_row`` of each cell). Pairs
+    this alike share a cell or lie in neighbouring ones; the work grows as
+    n·√n, not n²."""
     n = len(search)
     n_cells = max(1, int(np.sqrt(n)))
     centres = _cells(search, n_cells)
@@ -197,7 +240,9 @@ def _indexed(search: np.ndarray, bound: float, should_stop):
                                           np.cumsum(np.bincount(near[:, p],
                                                                 minlength=n_cells))[:-1])):
             visitors[c].append(rows)
-    seen = set()
+    keys, values = [], []
+    # a row meets itself in its own cell: one more than per_row is searched
+    k = None if per_row is None else per_row + 1
     for c in range(n_cells):
         if should_stop is not None and should_stop():
             raise Cancelled
@@ -205,26 +250,27 @@ def _indexed(search: np.ndarray, bound: float, should_stop):
         if not len(inside):
             continue
         queries = np.unique(np.concatenate(visitors[c]))
-        sims = search[queries] @ search[inside].T
-        q, m = np.nonzero(sims >= bound)
+        q, m, sims = _top(search[queries] @ search[inside].T, bound, k)
         rows, cols = queries[q], inside[m]
-        values = sims[q, m]
         keep = rows != cols
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-        low, high = np.minimum(rows, cols), np.maximum(rows, cols)
-        # a pair met from both sides, or in two probed cells, counts once
-        keys = low.astype(np.int64) * n + high
-        keys, first = np.unique(keys, return_index=True)
-        fresh = np.array([k not in seen for k in keys.tolist()], dtype=bool)
-        seen.update(keys[fresh].tolist())
-        first = first[fresh]
-        yield low[first], high[first], values[first]
+        rows, cols = rows[keep], cols[keep]
+        keys.append(np.minimum(rows, cols).astype(np.int64) * n + np.maximum(rows, cols))
+        values.append(sims[keep])
+    if not keys:
+        return
+    # a pair met from both sides, or in two probed cells, counts once
+    keys, first = np.unique(np.concatenate(keys), return_index=True)
+    values = np.concatenate(values)[first]
+    for start in range(0, len(keys), _CHECK):
+        chunk = keys[start:start + _CHECK]
+        yield chunk // n, chunk % n, values[start:start + _CHECK]
 
 
-def hash_pairs(hashes: np.ndarray, max_distance: int, *,
+def hash_pairs(hashes: np.ndarray, max_distance: int, *, per_row: int | None = None,
                should_stop: Callable[[], bool] | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs ``i < j`` of 64-bit hashes at most ``max_distance`` bits apart.
+    """All pairs ``i < j`` of 64-bit hashes at most ``max_distance`` bits apart
+    (with ``per_row``, those among the nearest ``per_row`` of either hash).
 
     Returns
     -------
@@ -237,6 +283,6 @@ def hash_pairs(hashes: np.ndarray, max_distance: int, *,
     signs = bits.astype(np.float32) * 2.0 - 1.0
     # dot = 64 - 2 * distance; unit vectors so that close_pairs can be reused
     threshold = (64.0 - 2.0 * max_distance - 0.5) / 64.0
-    i, j, sims = close_pairs(signs, threshold, should_stop=should_stop)
+    i, j, sims = close_pairs(signs, threshold, per_row=per_row, should_stop=should_stop)
     distance = np.rint((1.0 - sims) * 32.0).astype(int)
     return i, j, distance
