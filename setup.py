@@ -59,6 +59,9 @@ EXTRAS_REQUIRE = {
     # replicas, autoscales them and routes requests (--ray); psutil lists
     # the sockets Ray's processes listen on, which the server checks at start
     "ray": [TORCH, "ray[serve]>=2.40", "psutil>=5.9"],
+    # the benchmarks' extra pictures: Review Images' planted collection is cut
+    # from the photos scikit-image ships (benchmarks/bench_review.py)
+    "bench": ["scikit-image>=0.22"],
     "test": [
         TORCH,
         # the Qt binding the tests run on (Orange users have their own)

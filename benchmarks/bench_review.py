@@ -85,7 +85,8 @@ def source_pictures() -> list[tuple[str, str]]:
     try:
         import skimage
     except ImportError:
-        print("scikit-image is not installed: fewer pictures", file=sys.stderr)
+        sys.exit("bench_review.py needs scikit-image's photos: "
+                 "pip install -e '.[bench]' (see benchmarks/README.md)")
     else:
         data = os.path.join(os.path.dirname(skimage.__file__), "data")
         for name in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
