@@ -465,17 +465,20 @@ def test_close_pairs_per_row_keeps_crowds_connected(monkeypatch, n_bursts, size,
     assert len(i) <= n * k                        # bounded per row
     every = dict(zip(zip(i_all.tolist(), j_all.tolist()), s_all.tolist()))
     assert set(zip(i.tolist(), j.tolist())) <= set(every)
-    # each row keeps its k strongest partners among all its pairs
-    kept = set(zip(i.tolist(), j.tolist()))
     partners = {}
     for (a, b), sim in every.items():
         partners.setdefault(a, []).append((sim, b))
         partners.setdefault(b, []).append((sim, a))
-    for row in (0, size // 2, n_bursts * size - 1):
-        best = sorted(partners[row], reverse=True)[:k]
-        for sim, other in best:
-            if every[(min(row, other), max(row, other))] - best[-1][0] > 1e-3:
-                assert (min(row, other), max(row, other)) in kept
+    kept = set(zip(i.tolist(), j.tolist()))
+    # no row with a partner loses all of them
+    assert set(partners) == set(i.tolist()) | set(j.tolist())
+    if d <= 96:
+        # exact search: each row keeps its k strongest partners
+        for row in (0, size // 2, n_bursts * size - 1):
+            best = sorted(partners[row], reverse=True)[:k]
+            for sim, other in best:
+                if sim - best[-1][0] > 1e-3:
+                    assert (min(row, other), max(row, other)) in kept
     np.testing.assert_array_equal(_components(n, i, j) == _components(n, i, j)[:, None],
                                   _components(n, i_all, j_all)
                                   == _components(n, i_all, j_all)[:, None])
