@@ -14,6 +14,7 @@ from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 from orangewidget.settings import Context
+from orangewidget.utils.signals import LazyValue
 from thumbnail_fixtures import bad_files, image_server, write_panorama, write_photo
 from widget_helpers import WidgetHelpersTest
 
@@ -138,6 +139,9 @@ class TestOWImageViewer(WidgetTest):
         self.widget.select_rows([1, 3])
         selected = self.get_output(self.widget.Outputs.selected_data)
         self.assertEqual(list(selected.metas[:, 0]), [self.names[1], self.names[3]])
+        # the annotated table is made only when a linked widget asks for it
+        raw = self.widget.signalManager.get_output(self.widget, "Data", 0)
+        self.assertTrue(LazyValue.is_lazy(raw))
         annotated = self.get_output(self.widget.Outputs.data)
         self.assertEqual(annotated.domain.class_var.name, "Selected")
         self.assertEqual(list(annotated.Y), [0, 1, 0, 1, 0])
