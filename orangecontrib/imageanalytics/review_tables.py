@@ -13,6 +13,8 @@ on in three forms, which keep the input's columns, ids and table class:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from Orange.data import DiscreteVariable, Domain, StringVariable, Table, Variable
 from Orange.data.util import get_unique_names
@@ -21,7 +23,7 @@ from orangecontrib.imageanalytics.review import KEEPER, KINDS, Review
 
 __all__ = [
     "GROUP", "ISSUES", "KEEPER_COLUMN", "KIND", "SKIP_REASON",
-    "annotated_table", "duplicates_table", "unique_table",
+    "annotated_table", "duplicates_table", "table_makers", "unique_table",
 ]
 
 GROUP = "Group"
@@ -118,3 +120,19 @@ def annotated_table(table: Table, review: Review, image_var: Variable) -> Table:
         variables.append(StringVariable(names[4]))
         columns.append(reasons)
     return _with_metas(table, np.arange(len(table)), variables, columns)
+
+
+def table_makers(table: Table, review: Review, image_var: Variable, *,
+                 without_issues: bool = False) -> dict[str, tuple[int, Callable]]:
+    """For ``"unique"``, ``"duplicates"`` and ``"data"``: how many rows the
+    table will have and a function that makes it. Each table copies its
+    rows' features, so a widget makes them only when they are asked for."""
+    _check(table, review)
+    unique = len(review.unique_rows(without_issues=without_issues))
+    return {
+        "unique": (unique, lambda: unique_table(table, review,
+                                                without_issues=without_issues)),
+        "duplicates": (len(review.duplicate_rows()),
+                       lambda: duplicates_table(table, review, image_var)),
+        "data": (len(table), lambda: annotated_table(table, review, image_var)),
+    }

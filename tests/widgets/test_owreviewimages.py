@@ -10,6 +10,7 @@ import numpy as np
 from Orange.data import ContinuousVariable, Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 from orangewidget.tests.utils import simulate
+from orangewidget.utils.signals import LazyValue
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from review_fixtures import blurred, decoded, jpeg, next_frame, scene, write  # noqa: E402
@@ -85,6 +86,11 @@ class TestOWReviewImages(WidgetTest):
         self.assertEqual(data[4, "Issues"], "blurry")
         self.assertEqual(data[5, "skip reason"], "not an image")
         self.assertTrue(self.widget.Warning.skipped.is_shown())
+        # made only when asked for: each copies its rows' features
+        for name, n in (("Unique Images", 3), ("Duplicates", 2), ("Data", len(self.table))):
+            raw = self.widget.signalManager.get_output(self.widget, name, 0)
+            self.assertTrue(LazyValue.is_lazy(raw))
+            self.assertEqual(raw.length, n)
 
     def test_leave_out_flagged(self):
         self.reviewed()

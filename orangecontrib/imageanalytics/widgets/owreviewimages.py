@@ -31,6 +31,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.utils.widgetpreview import WidgetPreview
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
+from orangewidget.utils.signals import LazyValue
 
 from orangecontrib.imageanalytics import review_tables
 from orangecontrib.imageanalytics.counts_text import count_reasons, plural, reasons_text
@@ -410,10 +411,11 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
             self.Outputs.duplicates.send(None)
             self.Outputs.data.send(None)
             return
-        self.Outputs.unique.send(review_tables.unique_table(data, shown,
-                                              without_issues=self.leave_out_flagged))
-        self.Outputs.duplicates.send(review_tables.duplicates_table(data, shown, self.image_attr))
-        self.Outputs.data.send(review_tables.annotated_table(data, shown, self.image_attr))
+        # each table copies its rows' features (an embedded 50,000-row input:
+        # hundreds of MB): made only when a linked widget asks for it
+        for name, (n, make) in review_tables.table_makers(
+                data, shown, self.image_attr, without_issues=self.leave_out_flagged).items():
+            getattr(self.Outputs, name).send(LazyValue[Table](make, length=n) if n else None)
 
     # ------------------------------------------------------------ lifecycle
 
