@@ -35,12 +35,12 @@ import time
 import numpy as np
 
 
-def embed(folder: str, out: str, n: int | None = None) -> None:
+def embed(folder: str, out: str, n: int | None = None, engine: str = "auto") -> None:
     from orangecontrib.imageanalytics.image_embedder import ImageEmbedder
     files = sorted(os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs)
     if n is not None:
         files = files[::max(1, len(files) // n)][:n]
-    vecs = ImageEmbedder(model="squeezenet")(files)
+    vecs = ImageEmbedder(model="squeezenet", engine=engine)(files)
     np.save(out, np.array([v for v in vecs if v is not None], dtype=np.float32))
 
 
@@ -109,11 +109,13 @@ def main() -> None:
     ap.add_argument("--quality-rows", type=int, default=2000)
     ap.add_argument("--embed", metavar="FOLDER")
     ap.add_argument("--count", type=int, help="with --embed: this many images")
+    ap.add_argument("--engine", default="auto",
+                    help="with --embed: the engine (auto, onnx = float32, onnx-int8, torch)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--how", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.embed:
-        embed(args.embed, args.vectors, args.count)
+        embed(args.embed, args.vectors, args.count, args.engine)
         return
     if args.one:
         print(json.dumps(one(args.vectors, args.one, args.how, args)))

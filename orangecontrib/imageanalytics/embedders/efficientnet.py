@@ -39,7 +39,6 @@ __all__ = [
     "efficientnet_layers",
     "efficientnet_weights_sha256",
     "load_efficientnet_state_dict",
-    "tf_same_padding",
 ]
 
 _SPEC_KEY = "efficientnet-lite0"
@@ -97,13 +96,6 @@ class EfficientNetLayers:
 _lock = threading.Lock()
 _state: dict[str, np.ndarray] | None = None
 _sha256: str | None = None
-
-
-def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's ``same`` padding along one axis: (before, after)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 def _read_weights_file() -> bytes:

