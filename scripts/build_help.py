@@ -4,8 +4,11 @@
 Orange's canvas shows help from an HTML index whose element with id
 "widgets" links each widget by name; this writes that index and one page per
 widget into orangecontrib/imageanalytics/widgets/help/, together with the
-pictures the pages use. The rendered pages are committed so that installing
-the add-on needs no documentation tools; a test checks they are up to date.
+pictures the pages use and the guides the pages link to (doc/*.md: the
+server, scripting). Links between the pages (``imagegrid.md``,
+``../server.md``) become links to the rendered pages. The rendered pages
+are committed so that installing the add-on needs no documentation tools; a
+test checks they are up to date and that every link leads to a page.
 
     python scripts/build_help.py [--check]
 """
@@ -13,6 +16,7 @@ import argparse
 import filecmp
 import html
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,6 +25,7 @@ import markdown
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SOURCE = os.path.join(ROOT, "doc", "widgets")
+GUIDES = os.path.join(ROOT, "doc")
 TARGET = os.path.join(ROOT, "orangecontrib", "imageanalytics", "widgets", "help")
 
 PAGE = """<!DOCTYPE html>
@@ -52,20 +57,39 @@ def page_title(text: str, fallback: str) -> str:
     return fallback
 
 
+def _pages(folder: str) -> list[str]:
+    return sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".md"))
+
+
+def _relink(body: str, rendered: set[str]) -> str:
+    """``X.md``, ``../X.md`` and ``widgets/X.md`` links to a rendered page
+    become ``X.html`` (anchors kept; markdown gives headings no ids, so a
+    link to a section opens its page at the top)."""
+    def relink(match):
+        stem, anchor = match.group(1), match.group(2) or ""
+        return f'href="{stem}.html{anchor}"' if stem in rendered else match.group(0)
+    return re.sub(r'href="(?:\.\./|widgets/)?([\w-]+)\.md(#[^"]*)?"', relink, body)
+
+
+def _render(source: str, target: str, stem: str, rendered: set[str]) -> str:
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+    title = page_title(text, stem)
+    body = _relink(markdown.markdown(text, extensions=["tables", "fenced_code"]), rendered)
+    with open(os.path.join(target, stem + ".html"), "w", encoding="utf-8") as f:
+        f.write(PAGE.format(title=html.escape(title), body=body))
+    return title
+
+
 def build(target: str) -> None:
     os.makedirs(target, exist_ok=True)
-    entries = []
-    for name in sorted(os.listdir(SOURCE)):
-        if not name.endswith(".md"):
-            continue
-        with open(os.path.join(SOURCE, name), encoding="utf-8") as f:
-            text = f.read()
-        stem = name[:-3]
-        title = page_title(text, stem)
-        body = markdown.markdown(text, extensions=["tables", "fenced_code"])
-        with open(os.path.join(target, stem + ".html"), "w", encoding="utf-8") as f:
-            f.write(PAGE.format(title=html.escape(title), body=body))
-        entries.append((title, stem + ".html"))
+    widget_pages = _pages(SOURCE)
+    guides = {stem: os.path.join(GUIDES, stem + ".md") for stem in _pages(GUIDES)}
+    rendered = set(widget_pages) | set(guides)
+    entries = [(_render(os.path.join(SOURCE, stem + ".md"), target, stem, rendered),
+                stem + ".html") for stem in widget_pages]
+    for stem, source in guides.items():
+        _render(source, target, stem, rendered)
     links = "\n".join(f'<li><a href="{href}">{html.escape(title)}</a></li>'
                       for title, href in entries)
     body = ("<h1>Image Analytics</h1>\n"

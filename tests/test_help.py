@@ -2,6 +2,7 @@
 import importlib
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import time
@@ -40,6 +41,19 @@ class TestHelpPages(unittest.TestCase):
             [sys.executable, os.path.join(ROOT, "scripts", "build_help.py"),
              "--check"], capture_output=True, text=True, check=False)
         self.assertEqual(proc.returncode, 0, proc.stderr)
+
+    def test_every_local_link_leads_to_a_page(self):
+        help_dir = os.path.dirname(widgets.WIDGET_HELP_PATH[0][0])
+        pages = [name for name in os.listdir(help_dir) if name.endswith(".html")]
+        self.assertIn("server.html", pages)
+        for page in pages:
+            with open(os.path.join(help_dir, page), encoding="utf-8") as f:
+                text = f.read()
+            for href in re.findall(r'(?:href|src)="([^"#]+)', text):
+                if "://" in href or href.startswith("mailto:"):
+                    continue
+                self.assertTrue(os.path.isfile(os.path.join(help_dir, href)),
+                                f"{page} links {href}")
 
     def test_index_links_every_widget_by_name(self):
         index, _ = widgets.WIDGET_HELP_PATH[0]
