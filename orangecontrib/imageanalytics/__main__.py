@@ -16,28 +16,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from typing import TextIO
 
+from orangecontrib.imageanalytics.command_files import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    USAGE,
+    CommandError,
+    check_output,
+    load_input,
+    save_table,
+)
 from orangecontrib.imageanalytics.counts_text import count_reasons
 
 __all__ = ["main"]
 
-# exit codes
-OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
-
 # skipped files listed one by one in the summary; the rest are counted
 _MAX_LISTED = 20
-
-
-class CommandError(Exception):
-    """An error to report to the user in one line, without a traceback."""
-
-    def __init__(self, message: str, code: int = FAILED):
-        super().__init__(message)
-        self.code = code
 
 
 class _TerminalProgress:
@@ -257,84 +255,6 @@ def _download(args: argparse.Namespace) -> int:
     return FAILED if failed else OK
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.normcase(os.path.abspath(a)) \
-            == os.path.normcase(os.path.abspath(b))
-
-
-def _check_output(path: str, inputs: list[str]) -> None:
-    from Orange.data.io import FileFormat
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FileFormat.writers:
-        known = ", ".join(sorted(e for e in FileFormat.writers if e))
-        raise CommandError(f"cannot write {path}: unknown extension "
-                           f"{ext or '(none)'}; use one of {known}", USAGE)
-    if os.path.isdir(path):
-        raise CommandError(f"{path} is a folder, not a file name", USAGE)
-    for source in inputs:
-        if source and _same_file(path, source):
-            raise CommandError(f"{path} is the input file; choose another "
-                               "output file", USAGE)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CommandError(f"folder {folder} does not exist", USAGE)
-
-
-def _save(table, path: str) -> None:
-    """Write ``table`` to ``path`` in full or not at all.
-
-    The table goes to a temporary file beside ``path`` that then replaces
-    it, so a write that fails half way (disk full, Ctrl+C) leaves a file the
-    user already had there as it was.
-    """
-    # through a link, as writing in place would; a file's mode stays
-    path = os.path.realpath(path)
-    folder, name = os.path.split(path)
-    # the writer is chosen by the extension, so the temporary name keeps it
-    ext = os.path.splitext(name)[1]
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp{ext}")
-    written = [temporary, temporary + ".metadata"]
-    try:
-        table.save(temporary)
-        # Orange writes table attributes beside the file
-        if os.path.exists(temporary + ".metadata"):
-            os.replace(temporary + ".metadata", path + ".metadata")
-        if os.path.exists(path):
-            shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        for leftover in written:
-            try:
-                os.remove(leftover)
-            except OSError:
-                pass
-        raise
-
-
-def _load_input(path: str, quiet: bool):
-    """Return (table, skipped (path, reason) pairs from importing)."""
-    if os.path.isdir(path):
-        from orangecontrib.imageanalytics.import_images import import_images
-        if not quiet:
-            print(f"Scanning {path} ...", file=sys.stderr)
-        result = import_images(path)
-        if result.table is None:
-            detail = f" ({result.n_skipped} unreadable)" \
-                if result.n_skipped else ""
-            raise CommandError(f"no images found in {path}{detail}")
-        return result.table, [(s.path, s.reason) for s in result.skipped]
-    if not os.path.exists(path):
-        raise CommandError(f"{path} does not exist", USAGE)
-    from Orange.data import Table
-    try:
-        return Table.from_file(path), []
-    except Exception as exc:  # Orange's readers raise many kinds
-        raise CommandError(f"cannot read {path}: {exc}") from exc
-
-
 def _display_value(var, value) -> str:
     if var.is_discrete:
         return var.str_val(value)
@@ -410,11 +330,11 @@ def _embed(args: argparse.Namespace) -> int:
         spec = get_embedder(args.model)
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from None
-    _check_output(args.output, [args.input])
+    check_output(args.output, [args.input])
     if args.skipped:
-        _check_output(args.skipped, [args.input, args.output])
+        check_output(args.skipped, [args.input, args.output])
 
-    table, import_skipped = _load_input(args.input, args.quiet)
+    table, import_skipped = load_input(args.input, args.quiet)
     from orangecontrib.imageanalytics.image_embedder import (
         ImageEmbedder,
         image_column,
@@ -462,7 +382,7 @@ def _embed(args: argparse.Namespace) -> int:
              spec.display_name, elapsed, sys.stderr)
     if embedded is None:
         raise CommandError("no image could be embedded; nothing written")
-    _save(embedded, args.output)
+    save_table(embedded, args.output)
     print(f"Wrote {len(embedded)} rows to {args.output}", file=sys.stderr)
     if args.skipped:
         if skipped is None:
@@ -475,7 +395,7 @@ def _embed(args: argparse.Namespace) -> int:
             skipped = Table.concatenate([
                 _scan_skipped_rows(skipped.domain, var, import_skipped),
                 skipped])
-        _save(skipped, args.skipped)
+        save_table(skipped, args.skipped)
         print(f"Wrote {len(skipped)} skipped rows to {args.skipped}",
               file=sys.stderr)
     return OK

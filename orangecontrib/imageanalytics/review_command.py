@@ -16,6 +16,17 @@ import sys
 import time
 from typing import TextIO
 
+from orangecontrib.imageanalytics.command_files import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    USAGE,
+    CommandError,
+    check_output,
+    load_input,
+    save_table,
+)
+
 __all__ = ["STRICTNESS", "add_parser", "run"]
 
 #: Command-line names of the strictness levels.
@@ -90,38 +101,37 @@ def _progress(stream: TextIO):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``review``; returns the exit code (errors are printed)."""
-    from orangecontrib.imageanalytics import __main__ as cli
     try:
-        return _run(args, cli)
-    except cli.CommandError as exc:
+        return _run(args)
+    except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return cli.INTERRUPTED
+        return INTERRUPTED
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return cli.FAILED
+        return FAILED
 
 
-def _run(args, cli) -> int:
+def _run(args) -> int:
     from orangecontrib.imageanalytics.embedders.errors import EmbeddingError
     from orangecontrib.imageanalytics.review import review_images
     from orangecontrib.imageanalytics.table_images import image_column
     if args.output:
-        cli._check_output(args.output, [args.input])
-    table, import_skipped = cli._load_input(args.input, args.quiet)
+        check_output(args.output, [args.input])
+    table, import_skipped = load_input(args.input, args.quiet)
     try:
         var = image_column(table, args.column)
     except ValueError as exc:
-        raise cli.CommandError(f"{args.input}: {exc}", cli.USAGE) from None
+        raise CommandError(f"{args.input}: {exc}", USAGE) from None
     start = time.monotonic()
     try:
         review = review_images(table, image_column=var,
                                strictness=STRICTNESS[args.strictness],
                                progress=None if args.quiet else _progress(sys.stderr))
     except EmbeddingError as exc:
-        raise cli.CommandError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if not args.quiet:
         print(f"Reviewed {len(table)} images in {time.monotonic() - start:.1f} s.",
               file=sys.stderr)
@@ -130,6 +140,6 @@ def _run(args, cli) -> int:
         print(f"  {path}: {reason} (not imported)", file=sys.stdout)
     if args.output:
         from orangecontrib.imageanalytics.review_tables import annotated_table
-        cli._save(annotated_table(table, review, var), args.output)
+        save_table(annotated_table(table, review, var), args.output)
         print(f"Wrote {len(table)} rows to {args.output}", file=sys.stderr)
-    return cli.OK
+    return OK
