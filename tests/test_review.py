@@ -167,6 +167,26 @@ def test_cancel_while_embedding(tmp_path):
         _review(paths, strictness=NEAR, should_stop=stop_later)
 
 
+def test_cancel_while_candidate_pairs_are_confirmed(tmp_path, monkeypatch):
+    """Confirming a crowd's pairs on the pictures can take a minute at
+    50,000 photos: Cancel works there too."""
+    paths = [write(tmp_path, f"{i}.jpg", jpeg(scene(70 + i))) for i in range(12)]
+    vectors = np.ones((12, 10), dtype=np.float32)
+    vectors[:, 0] = np.arange(12) * 1e-3
+    searched = []
+    pairs = review_module.vector_pairs
+
+    def searching(*args, **kwargs):
+        found = pairs(*args, **kwargs)
+        searched.append(len(found[0]))     # the search is over: confirming
+        return found
+    monkeypatch.setattr(review_module, "vector_pairs", searching)
+    with pytest.raises(ReviewCancelled):
+        review_images(paths, vectors=vectors, strictness=NEAR,
+                      should_stop=lambda: bool(searched))
+    assert searched[0] > 0
+
+
 def test_similar_but_different_photos_stay_apart(tmp_path):
     """The same colours and look, another scene; even vectors that say they
     are the same do not group them without the pixels agreeing."""

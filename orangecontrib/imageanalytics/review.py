@@ -126,6 +126,8 @@ _CLIPPED_ABOVE = 0.15
 _MEDIAN_ABOVE = 0.80
 # keeper choice: versions this close to the best count as good as the best
 _PIXELS_TOLERANCE = 0.9
+# hashes this close (bits) before two files are decoded whole and compared
+_SAME_PIXELS_HASH = 6
 _QUALITY_TOLERANCE = 2.0
 _SHARPNESS_TOLERANCE = 0.9
 # a lossy format of unknown quality (WebP, HEIC) counts as this JPEG quality
@@ -329,9 +331,13 @@ def review_images(images, *, vectors: np.ndarray | None = None,
         groups = _group(measures, vectors, strictness, stop)
     except Cancelled:
         raise ReviewCancelled from None
-    groups = [_keeper_first(group, measures, sources) for group in groups]
+    groups = [_keeper_first(group, measures, sources) for group in groups
+              if not stop()]
     groups.sort(key=min)
-    kinds = [_member_kinds(group, measures, strictness) for group in groups]
+    kinds = [_member_kinds(group, measures, strictness) for group in groups
+             if not stop()]
+    if stop():
+        raise ReviewCancelled
     issues, scores = _flag(measures)
     report(total, total)
     return Review(groups, kinds, issues, scores, skipped, n, strictness, measures)
@@ -523,8 +529,14 @@ def _group(measures: list[Measures | None], vectors: np.ndarray | None,
 
     matcher = Matcher([m.thumb if m is not None else None for m in measures])
 
-    def link(pairs) -> None:
-        for i, j in pairs:
+    def link(rows, ii, jj, closeness) -> None:
+        # the most alike pairs first: in a crowd they join most photos, and
+        # the pairs after them then often lie in one group already (no
+        # pictures to compare)
+        for k, pair in enumerate(np.argsort(-closeness, kind="stable")):
+            if k % 1024 == 0 and should_stop():
+                raise Cancelled
+            i, j = rows[ii[pair]], rows[jj[pair]]
             if find(i) != find(j):
                 relation = _relation(matcher.match(i, j))
                 if relation is not None and relation <= strictness:
@@ -532,15 +544,15 @@ def _group(measures: list[Measures | None], vectors: np.ndarray | None,
 
     if strictness >= Strictness.SAME_PICTURE and len(readable) > 1:
         hashes = np.array([measures[i].phash for i in readable], dtype=np.uint64)
-        ii, jj, _ = hash_pairs(hashes, _HASH_CANDIDATE, per_row=_PER_ROW,
-                               should_stop=should_stop)
-        link((readable[a], readable[b]) for a, b in zip(ii, jj))
+        ii, jj, distance = hash_pairs(hashes, _HASH_CANDIDATE, per_row=_PER_ROW,
+                                      should_stop=should_stop)
+        link(readable, ii, jj, -distance)
 
     if strictness >= Strictness.NEAR_DUPLICATE and vectors is not None:
         usable = [i for i in readable if np.any(vectors[i])]
         if len(usable) > 1:
-            ii, jj, _ = vector_pairs(vectors[usable], should_stop=should_stop)
-            link((usable[a], usable[b]) for a, b in zip(ii, jj))
+            ii, jj, cosine = vector_pairs(vectors[usable], should_stop=should_stop)
+            link(usable, ii, jj, cosine)
 
     members: dict[int, list[int]] = {}
     for i in readable:
@@ -603,7 +615,10 @@ def _converted_copies(rows: list[int], measures, sources) -> dict[int, int]:
             continue
         for other in lossy:
             o = measures[other]
+            # the same pixels make nearly the same hash (the reduced decodes
+            # of two formats may differ a little): a full decode only then
             if (o.width, o.height) == (m.width, m.height) \
+                    and bin(o.phash ^ m.phash).count("1") <= _SAME_PIXELS_HASH \
                     and _same_pixels(sources[row], sources[other]):
                 copies[row] = other
                 break
