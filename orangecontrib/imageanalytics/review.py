@@ -529,14 +529,13 @@ def _group(measures: list[Measures | None], vectors: np.ndarray | None,
 
     matcher = Matcher([m.thumb if m is not None else None for m in measures])
 
-    def link(rows, ii, jj, closeness) -> None:
-        # the most alike pairs first: in a crowd they join most photos, and
-        # the pairs after them then often lie in one group already (no
-        # pictures to compare)
-        for k, pair in enumerate(np.argsort(-closeness, kind="stable")):
+    def link(rows, ii, jj) -> None:
+        # in row order: the matcher keeps the photos it prepared, and each
+        # row's pairs follow one another
+        for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist())):
             if k % 1024 == 0 and should_stop():
                 raise Cancelled
-            i, j = rows[ii[pair]], rows[jj[pair]]
+            i, j = rows[a], rows[b]
             if find(i) != find(j):
                 relation = _relation(matcher.match(i, j))
                 if relation is not None and relation <= strictness:
@@ -544,15 +543,15 @@ def _group(measures: list[Measures | None], vectors: np.ndarray | None,
 
     if strictness >= Strictness.SAME_PICTURE and len(readable) > 1:
         hashes = np.array([measures[i].phash for i in readable], dtype=np.uint64)
-        ii, jj, distance = hash_pairs(hashes, _HASH_CANDIDATE, per_row=_PER_ROW,
-                                      should_stop=should_stop)
-        link(readable, ii, jj, -distance)
+        ii, jj, _ = hash_pairs(hashes, _HASH_CANDIDATE, per_row=_PER_ROW,
+                               should_stop=should_stop)
+        link(readable, ii, jj)
 
     if strictness >= Strictness.NEAR_DUPLICATE and vectors is not None:
         usable = [i for i in readable if np.any(vectors[i])]
         if len(usable) > 1:
-            ii, jj, cosine = vector_pairs(vectors[usable], should_stop=should_stop)
-            link(usable, ii, jj, cosine)
+            ii, jj, _ = vector_pairs(vectors[usable], should_stop=should_stop)
+            link(usable, ii, jj)
 
     members: dict[int, list[int]] = {}
     for i in readable:
