@@ -110,6 +110,46 @@ class TestOWReviewImages(WidgetTest):
         simulate.combobox_activate_item(self.widget.controls.issue_filter, "blurry")
         self.assertEqual(self.widget.flagged_list.count(), 1)
 
+    def test_large_groups_and_many_groups_do_not_hold_the_gui(self):
+        """A group of hundreds shows its first photos and counts the rest;
+        hundreds of groups are built a slice at a time."""
+        from AnyQt.QtWidgets import QApplication, QLabel
+
+        from orangecontrib.imageanalytics.widgets.utils import review_view
+        # 40 copies of each of 30 files: 30 groups of 40 rows
+        names = [f"f{k}.jpg" for k in range(30)]
+        with tempfile.TemporaryDirectory() as folder:
+            for k, name in enumerate(names):
+                write(folder, name, jpeg(scene(100 + k, size=(64, 48))))
+            other = StringVariable("image")
+            other.attributes.update(type="image", origin=folder)
+            table = Table.from_list(Domain([], metas=[other]),
+                                    [[names[i % 30]] for i in range(1200)])
+            w = self.widget
+            w.strictness = 0
+
+
+            def built():
+                frames = w.groups_area.widget().findChildren(review_view.QFrame)
+                return [f for f in frames if f.findChildren(review_view.PhotoButton)]
+            # one group a slice: the first at once, the others from the event loop
+            with mock.patch.object(review_view.Progressive, "BUDGET", 0.0):
+                self.reviewed(data=table)
+                self.assertEqual(len(w.review.groups), 30)
+                self.assertLess(len(built()), 30)
+                self.assertTrue(w._builder.pending())
+            deadline = time.monotonic() + 30
+            while w._builder.pending() and time.monotonic() < deadline:
+                QApplication.processEvents()
+            rows = built()
+            self.assertEqual(len(rows), 30)
+            for frame in rows:
+                self.assertEqual(len(frame.findChildren(review_view.PhotoButton)),
+                                 review_view.MAX_MEMBERS)
+                self.assertTrue(any("28 more photos" in label.text()
+                                    for label in frame.findChildren(QLabel)))
+            self.assertEqual(len(self.get_output(w.Outputs.duplicates)), 1200 - 30)
+
     def test_thumbnails_arrive(self):
         self.reviewed()
         button = self.widget._buttons[0][0]

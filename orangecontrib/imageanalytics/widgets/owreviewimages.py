@@ -13,10 +13,7 @@ import numpy as np
 from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtGui import QIcon, QPixmap
 from AnyQt.QtWidgets import (
-    QHBoxLayout,
     QLabel,
-    QListView,
-    QListWidget,
     QListWidgetItem,
     QMenu,
     QScrollArea,
@@ -43,7 +40,7 @@ from orangecontrib.imageanalytics.widgets.utils.thumbnail_loader import Thumbnai
 __all__ = ["OWReviewImages"]
 
 #: Groups and flagged photos shown (the outputs hold all of them).
-MAX_SHOWN = 300
+MAX_SHOWN = 100
 STRICTNESS_LABELS = (
     "Same file (identical copies)",
     "Same picture (re-saved, resized, converted, cropped)",
@@ -104,6 +101,7 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self.shown: Review | None = None    # with the user's changes
         self._values: list[str | None] = []
         self._buttons: dict[int, list[QWidget]] = {}
+        self._builder: review_view.Progressive | None = None
         self._items: dict[int, QListWidgetItem] = {}
 
         box = gui.vBox(self.controlArea, "Images")
@@ -135,23 +133,10 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         self.mainArea.layout().addWidget(self.tabs)
         self.groups_area = QScrollArea(widgetResizable=True)
         self.tabs.addTab(self.groups_area, "Duplicates")
-        flagged = QWidget()
-        layout = QVBoxLayout(flagged)
-        layout.setContentsMargins(0, 4, 0, 0)
         self.issue_combo = gui.comboBox(
             None, self, "issue_filter", items=[ALL_ISSUES, *ISSUES],
             sendSelectedValue=True, callback=self._show_flagged)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Show:"))
-        row.addWidget(self.issue_combo)
-        row.addStretch(1)
-        layout.addLayout(row)
-        self.flagged_list = QListWidget(
-            viewMode=QListView.IconMode, iconSize=QSize(review_view.THUMB, review_view.THUMB),
-            resizeMode=QListView.Adjust, movement=QListView.Static,
-            wordWrap=True, uniformItemSizes=True, spacing=4)
-        self.flagged_list.setGridSize(QSize(review_view.THUMB + 40, review_view.THUMB + 44))
-        layout.addWidget(self.flagged_list)
+        flagged, self.flagged_list = review_view.flagged_tab(self.issue_combo)
         self.tabs.addTab(flagged, "Flagged")
 
         self.loader = ThumbnailLoader(self)
@@ -325,20 +310,24 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
         return value.replace("\\", "/").rsplit("/", 1)[-1]
 
     def _show_groups(self) -> None:
+        if self._builder is not None:
+            self._builder.cancel()
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setSpacing(2)
+        layout.addStretch(1)
         review, shown = self.review, self.shown
         if review is None or shown is None:
             text = "Reviewing…" if self.task is not None else "No duplicates."
-            layout.addWidget(QLabel(text, alignment=Qt.AlignCenter))
+            layout.insertWidget(0, QLabel(text, alignment=Qt.AlignCenter))
         elif not review.groups:
-            layout.addWidget(QLabel("No duplicates.", alignment=Qt.AlignCenter))
+            layout.insertWidget(0, QLabel("No duplicates.", alignment=Qt.AlignCenter))
         taken = set(self._rows_of(self.taken_out))
         groups = review.groups if review is not None and shown is not None else []
         shown_group = {row: index for index, group in enumerate(shown.groups)
                        for row in group} if groups else {}
-        for number, original in enumerate(groups[:MAX_SHOWN], start=1):
+
+        def add(number, original):
             # the group as shown: the user's keeper first, taken-out photos last
             index = next((shown_group[row] for row in original if row in shown_group),
                          None)
@@ -351,12 +340,16 @@ class OWReviewImages(OWWidget, ConcurrentWidgetMixin):
                 tooltip=lambda row: self._values[row] or "", menu=self._menu)
             for button in buttons:
                 self._buttons.setdefault(button.row, []).append(button)
-            layout.addWidget(frame)
-        layout.addStretch(1)
+            layout.insertWidget(layout.count() - 1, frame)   # before the stretch
+
         old = self.groups_area.takeWidget()
         if old is not None:
             old.deleteLater()
         self.groups_area.setWidget(content)
+        # hundreds of groups are built a slice at a time from the event loop
+        self._builder = review_view.Progressive(
+            (lambda n=n, g=g: add(n, g) for n, g in enumerate(groups[:MAX_SHOWN], start=1)),
+            parent=self)
 
     def _menu(self, parent, row: int, kind: str) -> QMenu:
         return review_view.photo_menu(parent, row, kind, make_keeper=self.make_keeper,
