@@ -322,8 +322,8 @@ def main() -> None:
     ap.add_argument("--workflow", metavar="FOLDER")
     ap.add_argument("--cache", help="the embedding cache folder (--workflow)")
     args = ap.parse_args()
-    print(f"machine: nproc={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}",
-          flush=True)
+    from machine import machine_line
+    print(machine_line(), flush=True)
     if args.workflow:
         args.folder = args.workflow
         run_workflow(args)

@@ -489,6 +489,8 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list our mistakes")
     args = parser.parse_args(argv)
+    from machine import machine_line
+    print(f"{machine_line()}; Python {platform.python_version()}")
 
     if args.real_vectors:
         real = np.load(args.real_vectors)[:args.n_vectors].astype(np.float32)
@@ -519,8 +521,6 @@ def main(argv=None) -> int:
         n_groups = len({t["group"] for t in truth if t["group"] is not None})
         print(f"collection: {len(truth)} photos, {n_groups} groups, "
               f"{sum(1 for t in truth if t['flags'])} with a flag; seed {args.seed}")
-        print(f"machine: {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, Python {platform.python_version()}")
         # untimed: converts the model once into the (fresh) cache folder
         run_script(sys.executable, OURS, warm, env=env)
         results = {"ours": run_script(sys.executable, OURS, folder, env=env)}

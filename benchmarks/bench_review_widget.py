@@ -29,6 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from AnyQt.QtWidgets import QApplication
+    from machine import machine_line
     from Orange.data import Domain, StringVariable, Table
 
     from orangecontrib.imageanalytics.widgets.owreviewimages import OWReviewImages
@@ -61,8 +62,7 @@ def main() -> None:
     buttons = sum(len(b) for b in w._buttons.values())
     print(f"{args.rows} rows, {len(w.review.groups)} groups: shown after "
           f"{after - start:.1f} s ({buttons} photo buttons); longest GUI stall "
-          f"{longest * 1000:.0f} ms; machine: {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.1f}")
+          f"{longest * 1000:.0f} ms; {machine_line()}")
     w.onDeleteWidget()
 
 
