@@ -331,16 +331,20 @@ def review_images(images, *, vectors: np.ndarray | None = None,
         groups = _group(measures, vectors, strictness, stop)
     except Cancelled:
         raise ReviewCancelled from None
-    groups = [_keeper_first(group, measures, sources) for group in groups
-              if not stop()]
+    groups = [_keeper_first(group, measures, sources) for group in _unless(stop, groups)]
     groups.sort(key=min)
-    kinds = [_member_kinds(group, measures, strictness) for group in groups
-             if not stop()]
-    if stop():
-        raise ReviewCancelled
+    kinds = [_member_kinds(group, measures, strictness) for group in _unless(stop, groups)]
     issues, scores = _flag(measures)
     report(total, total)
     return Review(groups, kinds, issues, scores, skipped, n, strictness, measures)
+
+
+def _unless(stop: ShouldStop, items):
+    """``items`` one by one; :class:`ReviewCancelled` once ``stop()`` is true."""
+    for item in items:
+        if stop():
+            raise ReviewCancelled
+        yield item
 
 
 def _sources(images, image_column) -> list[str | None]:

@@ -270,16 +270,6 @@ class Match(NamedTuple):
     zoom: float   #: the zoom there (1: none)
 
 
-def _zoomed(thumb: np.ndarray, zoom: float) -> np.ndarray:
-    n = thumb.shape[0]
-    side = n * zoom
-    offset = (n - side) / 2
-    image = Image.fromarray(thumb).resize(
-        (MATCH_SIDE, MATCH_SIDE), Image.Resampling.BILINEAR,
-        box=(offset, offset, offset + side, offset + side))
-    return np.asarray(image, dtype=np.float32)
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     """Rows minus their mean, divided by their norm; flat rows become zeros,
     which match nothing."""
@@ -313,9 +303,10 @@ def _window_sums(x: np.ndarray, side: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _zoom_weights(zoom: float) -> np.ndarray:
-    """(MATCH_SIDE, THUMB_SIDE): the weights of :func:`_zoomed`'s resize
-    along one axis (Pillow's own, read off a float image of unit rows), so
-    that a zoom is two small matrix products: ``W @ thumb @ W.T``."""
+    """(MATCH_SIDE, THUMB_SIDE): the weights along one axis of Pillow's
+    bilinear resize of the thumb's middle ``zoom`` to MATCH_SIDE pixels (read
+    off a float image of unit rows), so that a zoom is two small matrix
+    products: ``W @ thumb @ W.T``."""
     n = THUMB_SIDE
     side = n * zoom
     offset = (n - side) / 2
@@ -345,8 +336,8 @@ def _prepare(thumb: np.ndarray, zooms) -> _Prepared:
     spread = _window_sums(p * p, MATCH_WINDOW) - sums * sums / area
     norms = np.sqrt(np.maximum(spread, 0.0))
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 1e-3)
-    templates = np.stack([(_zoom_weights(zoom)[middle] @ x @ _zoom_weights(zoom)[middle].T).ravel()
-                          for zoom in zooms])
+    templates = np.stack([(w[middle] @ x @ w[middle].T).ravel()
+                          for w in map(_zoom_weights, zooms)])
     return _Prepared(plain, scale.astype(np.float32), _unit(templates))
 
 

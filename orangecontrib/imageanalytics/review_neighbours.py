@@ -175,19 +175,22 @@ def close_pairs(vectors: np.ndarray, threshold: float, *, centre: bool = False,
     return i[order], j[order], s[order]
 
 
-def _strongest(i: np.ndarray, j: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
-    """A mask of the pairs among the ``k`` most similar of ``i`` or of ``j``
-    (ties: the pair listed first; deterministic)."""
-    ends = np.concatenate([i, j])
-    # one sort on one key: by row, then the most similar first (1 - s is in
+def _best_of_each(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest ``values`` (cosines, in [-1, 1]) of
+    each row (ties: the one listed first; deterministic)."""
+    # one sort on one key: by row, then the largest first (1 - value is in
     # [0, 2], so 4 apart keeps rows apart)
-    key = ends * 4.0 + (1.0 - np.concatenate([s, s]).astype(np.float64))
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(ends)
-    sorted_ends = ends[order]
-    rank = np.arange(len(order)) - (np.cumsum(counts) - counts)[sorted_ends]
+    order = np.argsort(rows * 4.0 + (1.0 - values.astype(np.float64)), kind="stable")
+    counts = np.bincount(rows)
+    # each entry's rank in its row: rows start at the counts before them
+    rank = np.arange(len(order)) - (np.cumsum(counts) - counts)[rows[order]]
+    return order[rank < k]
+
+
+def _strongest(i: np.ndarray, j: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    """A mask of the pairs among the ``k`` most similar of ``i`` or of ``j``."""
     keep = np.zeros(len(i), dtype=bool)
-    keep[order[rank < k] % len(i)] = True
+    keep[_best_of_each(np.concatenate([i, j]), np.concatenate([s, s]), k) % len(i)] = True
     return keep
 
 
@@ -210,14 +213,9 @@ def _top(sims: np.ndarray, bound: float, k: int | None):
         width = sims.shape[1]
         hits = np.flatnonzero(above[many])
         if len(hits) < len(many) * width // 4:
-            # few entries of long rows above the bound: sort only those, by
-            # row, then the largest first (values lie in [-1, 1])
+            # few entries of long rows above the bound: sort only those
             r, c = np.divmod(hits, width)
-            v = sims[many[r], c].astype(np.float64)
-            order = np.argsort(r * 4.0 + (1.0 - v), kind="stable")
-            counts = np.bincount(r, minlength=len(many))
-            rank = np.arange(len(order)) - (np.cumsum(counts) - counts)[r[order]]
-            first = order[rank < k]
+            first = _best_of_each(r, sims[many[r], c], k)
             r, c = r[first], c[first]
         else:
             crowd = sims[many]
