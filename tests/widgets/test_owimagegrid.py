@@ -148,6 +148,24 @@ class TestOWImageGrid(WidgetTest):
         self.assertEqual(len(self.widget.data), 27)
         self.assertTrue(self.widget.Information.left_out.is_shown())
 
+    def test_a_failure_while_reading_the_rows_is_a_message(self):
+        # reading the rows runs in the worker: what goes wrong there (here:
+        # no memory for the rows kept) is shown, the outputs stay empty
+        from orangecontrib.imageanalytics.widgets.utils import grid_rows
+
+        def no_memory(*_):
+            raise MemoryError("cannot allocate 800 MB")
+        with unittest.mock.patch.object(grid_rows, "grid_rows", no_memory):
+            self.send(make_table(30, nan_rows=3))
+        w = self.widget
+        self.assertTrue(w.Error.layout_failed.is_shown())
+        self.assertIn("800 MB", str(w.Error.layout_failed))
+        self.assertIsNone(w.data)
+        self.assertIsNone(self.get_output(w.Outputs.data))
+        self.send(self.data)
+        self.assertFalse(w.Error.layout_failed.is_shown())
+        self.assertEqual(len(self.get_output(w.Outputs.data)), len(self.data))
+
     def test_size_chosen_while_new_data_is_read_is_kept(self):
         w = self.widget
         self.send_signal(w.Inputs.data, make_table(30))
